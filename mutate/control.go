@@ -1,0 +1,59 @@
+package mutate
+
+import (
+	"github.com/pod-hardener/pod-hardener/profiles"
+)
+
+type level int
+
+const (
+	levelContainer level = iota
+	levelPod
+)
+
+// control is one hardening control. Each lives in control_<name>.go with
+// its doc, registration and table test, as in pod-security-admission.
+type control struct {
+	name  string
+	level level
+	// linuxOnly controls set fields the API server forbids on Windows pods
+	// (spec.os.name: windows); PSS exempts those pods from them too.
+	linuxOnly bool
+	// pod runs once per pod (pod-level controls, and pod-level work of
+	// container controls such as adding volumes); may be nil.
+	pod func(h *hctx)
+	// container runs for each container being hardened; may be nil.
+	container func(h *hctx, t *target)
+}
+
+var registry = map[string]*control{}
+
+func register(c *control) {
+	if _, dup := registry[c.name]; dup {
+		panic("mutate: control registered twice: " + c.name)
+	}
+	if _, ok := profiles.CanonicalControl(c.name); !ok {
+		panic("mutate: control not declared in profiles.ControlNames: " + c.name)
+	}
+	registry[c.name] = c
+}
+
+// controlLevel returns whether a control acts on the pod or on containers.
+func controlLevel(name string) level {
+	if c, ok := registry[name]; ok {
+		return c.level
+	}
+	return levelContainer
+}
+
+// ordered returns the registered controls in profiles.ControlNames order,
+// so operations and messages are deterministic.
+func ordered() []*control {
+	out := make([]*control, 0, len(registry))
+	for _, n := range profiles.ControlNames {
+		if c, ok := registry[n]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -1,0 +1,94 @@
+package mutate
+
+import (
+	"strings"
+
+	"github.com/pod-hardener/pod-hardener/profiles"
+)
+
+/*
+capabilities: drop what the profile drops (restricted: ALL) and allow adds
+only from the profile's allowedCapabilities (restricted: NET_BIND_SERVICE,
+as PSS restricted; baseline: the PSS baseline set).
+
+Fields: containers[*].securityContext.capabilities.{drop,add}.
+Sets: appends each missing dropCapabilities entry to drop; never rewrites
+the user's list.
+Conflict: an add outside allowedCapabilities. Enforce removes that entry.
+*/
+
+func init() {
+	register(&control{
+		name:      profiles.Capabilities,
+		level:     levelContainer,
+		linuxOnly: true,
+		container: capabilities,
+	})
+}
+
+func capabilities(h *hctx, t *target) {
+	var add, drop []string
+	dropExists := false
+	if sc := t.c.SecurityContext; sc != nil && sc.Capabilities != nil {
+		add, drop = sc.Capabilities.Add, sc.Capabilities.Drop
+		dropExists = drop != nil
+	}
+	var removed []int
+	for i, c := range add {
+		if h.prof.CapabilityAllowed(c) {
+			continue
+		}
+		if h.conflict(profiles.Capabilities, t, "securityContext.capabilities.add", c) == profiles.ActionEnforce {
+			removed = append(removed, i)
+		}
+	}
+	// Remove from the end, so each index still points at its entry.
+	for j := len(removed) - 1; j >= 0; j-- {
+		h.b.remove(t.caps.path + "/add/" + itoa(removed[j]))
+	}
+	if len(removed) > 0 {
+		kept := make([]string, 0, len(add)-len(removed))
+		for i, c := range add {
+			if len(removed) > 0 && removed[0] == i {
+				removed = removed[1:]
+				continue
+			}
+			kept = append(kept, c)
+		}
+		t.securityContext().Capabilities.Add = kept
+	}
+	for _, want := range h.prof.DropCapabilities {
+		if hasCapability(drop, want) {
+			continue
+		}
+		t.caps.append("drop", dropExists, want)
+		h.changed(profiles.Capabilities, t, "capabilities.drop="+want)
+	}
+}
+
+// hasCapability matches names exactly but for an optional CAP_ prefix: PSS
+// requires the literal "ALL" in drop, so "all" does not count.
+func hasCapability(list []string, c string) bool {
+	c = strings.TrimPrefix(c, "CAP_")
+	for _, x := range list {
+		if strings.TrimPrefix(x, "CAP_") == c {
+			return true
+		}
+	}
+	return false
+}
+
+// addsSysAdmin: the API server rejects allowPrivilegeEscalation: false
+// together with an added SYS_ADMIN.
+func addsSysAdmin(t *target) bool {
+	sc := t.c.SecurityContext
+	if sc == nil || sc.Capabilities == nil {
+		return false
+	}
+	for _, c := range sc.Capabilities.Add {
+		if profiles.NormalizeCapability(c) == "SYS_ADMIN" {
+			return true
+		}
+	}
+	return false
+}

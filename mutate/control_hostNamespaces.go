@@ -1,0 +1,46 @@
+package mutate
+
+import "github.com/pod-hardener/pod-hardener/profiles"
+
+/*
+hostNamespaces: sharing the node's network, PID or IPC namespace lets a pod
+see and reach what other pods and the node keep private. PSS baseline
+forbids it.
+
+Fields: spec.hostNetwork, spec.hostPID, spec.hostIPC.
+Sets: nothing; unset stays unset (false is the default).
+Conflict: true. Enforce replaces it with false, except hostNetwork on a
+Windows HostProcess pod, which the API server requires to be true.
+*/
+
+func init() {
+	register(&control{
+		name:  profiles.HostNamespaces,
+		level: levelPod,
+		pod:   hostNamespaces,
+	})
+}
+
+func hostNamespaces(h *hctx) {
+	if h.in.EphemeralOnly != nil {
+		return
+	}
+	s := h.pod.Spec
+	for _, f := range []struct {
+		key string
+		v   *bool
+	}{{"hostNetwork", s.HostNetwork}, {"hostPID", s.HostPID}, {"hostIPC", s.HostIPC}} {
+		if !isTrue(f.v) {
+			continue
+		}
+		if h.conflict(profiles.HostNamespaces, nil, "spec."+f.key, "true") != profiles.ActionEnforce {
+			continue
+		}
+		if f.key == "hostNetwork" && h.pod.hostProcess() {
+			h.cannotEnforce("Windows HostProcess pods must use the host network")
+			continue
+		}
+		h.spec.replace(f.key, false)
+		*f.v = false
+	}
+}

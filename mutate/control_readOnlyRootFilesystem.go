@@ -1,0 +1,126 @@
+package mutate
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strings"
+
+	"github.com/pod-hardener/pod-hardener/profiles"
+)
+
+/*
+readOnlyRootFilesystem: the container cannot write its image, so an
+attacker cannot drop tools or change binaries. Apps that must write get
+emptyDir volumes at their writable paths: the profile's writablePaths
+(restricted: /tmp), plus the pod annotation pod-hardener.io/writable-paths
+and writable-paths.pod-hardener.io/<container>.
+
+Fields: containers[*].securityContext.readOnlyRootFilesystem,
+containers[*].volumeMounts, spec.volumes.
+Sets: true where unset; for each writable path a container does not mount
+yet, a volumeMount of an emptyDir volume whose name derives from the path
+(ph-<path>-<hash>), so a second pass finds it and adds nothing.
+Conflict: false. Enforce replaces it with true.
+Ephemeral containers (UPDATE of pods/ephemeralcontainers) can only mount
+volumes the pod already has, as pod volumes are immutable then.
+*/
+
+func init() {
+	register(&control{
+		name:      profiles.ReadOnlyRootFilesystem,
+		level:     levelContainer,
+		linuxOnly: true,
+		container: readOnlyRootFilesystem,
+	})
+}
+
+func readOnlyRootFilesystem(h *hctx, t *target) {
+	sc := t.c.SecurityContext
+	switch {
+	case sc != nil && isFalse(sc.ReadOnlyRootFilesystem):
+		if h.conflict(profiles.ReadOnlyRootFilesystem, t, "securityContext.readOnlyRootFilesystem", "false") != profiles.ActionEnforce {
+			return // the root stays writable: no writable paths needed
+		}
+		t.sc.replace("readOnlyRootFilesystem", true)
+		*sc.ReadOnlyRootFilesystem = true
+	case sc == nil || sc.ReadOnlyRootFilesystem == nil:
+		t.sc.set("readOnlyRootFilesystem", true)
+		t.securityContext().ReadOnlyRootFilesystem = boolp(true)
+		h.changed(profiles.ReadOnlyRootFilesystem, t, "readOnlyRootFilesystem=true")
+	}
+	paths := h.podPaths
+	if h.in.EphemeralOnly == nil {
+		paths = append(append([]string(nil), paths...), parsePaths(h.pod, AnnotationWritablePathPrefix+t.name(), &h.problems)...)
+	} else {
+		paths = h.in.Profile.WritablePaths
+	}
+	mountsExist := t.c.VolumeMounts != nil
+	seen := map[string]bool{}
+	for _, m := range t.c.VolumeMounts {
+		seen[m.MountPath] = true
+	}
+	for _, p := range paths {
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		name := volumeName(p)
+		if !h.ensureVolume(name) {
+			h.problems = append(h.problems, fmt.Sprintf("%s: writable path %s not mounted: volumes cannot be added to a running pod", t.kind+"["+t.name()+"]", p))
+			continue
+		}
+		t.obj.append("volumeMounts", mountsExist, map[string]any{"name": name, "mountPath": p})
+		t.c.VolumeMounts = append(t.c.VolumeMounts, volumeMountView{Name: name, MountPath: p})
+		h.changed(profiles.ReadOnlyRootFilesystem, t, "writable emptyDir "+p)
+	}
+}
+
+// ensureVolume adds the emptyDir volume unless the pod has it; it reports
+// whether the volume is (now) there.
+func (h *hctx) ensureVolume(name string) bool {
+	existed := h.pod.Spec.Volumes != nil
+	for _, v := range h.pod.Spec.Volumes {
+		if v.Name == name {
+			return true
+		}
+	}
+	if h.in.EphemeralOnly != nil {
+		return false
+	}
+	ed := map[string]any{}
+	if m := h.prof.EmptyDir.Medium; m != "" {
+		ed["medium"] = m
+	}
+	if s := h.prof.EmptyDir.SizeLimit; s != "" {
+		ed["sizeLimit"] = s
+	}
+	h.spec.append("volumes", existed, map[string]any{"name": name, "emptyDir": ed})
+	h.pod.Spec.Volumes = append(h.pod.Spec.Volumes, volumeView{Name: name})
+	return true
+}
+
+// volumeName derives a DNS-1123 label from a path: readable, and with a
+// hash so /var/cache-x and /var/cache/x never share a volume.
+func volumeName(p string) string {
+	f := fnv.New32a()
+	f.Write([]byte(p))
+	var b strings.Builder
+	dash := true
+	for _, r := range strings.ToLower(p) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	slug := strings.Trim(b.String(), "-")
+	if len(slug) > 40 {
+		slug = strings.Trim(slug[len(slug)-40:], "-")
+	}
+	if slug == "" {
+		return fmt.Sprintf("ph-%08x", f.Sum32())
+	}
+	return fmt.Sprintf("ph-%s-%08x", slug, f.Sum32())
+}

@@ -1,0 +1,136 @@
+package mutate
+
+import (
+	"fmt"
+
+	"github.com/pod-hardener/pod-hardener/profiles"
+)
+
+/*
+runAsNonRoot: the kubelet refuses to start a container whose user is root.
+PSS restricted requires runAsNonRoot: true (pod, or every container) and
+no runAsUser: 0.
+
+Fields: spec.securityContext.runAsNonRoot, runAsUser; the same in each
+container's securityContext.
+Sets: pod runAsNonRoot: true where unset. When a container keeps an
+explicit runAsUser: 0 (warn), the pod-level field would stop that container
+from starting, so instead every other container gets runAsNonRoot: true.
+Ephemeral containers added to a running pod get it at container level when
+the pod does not already say true.
+Conflict: runAsNonRoot: false, and runAsUser: 0 anywhere. Enforce replaces
+false with true and 0 with the profile's runAsUser (default 65532).
+Pods with hostUsers: false (user namespaces) are exempt, as in PSS: root in
+the container is not root on the node. Windows HostProcess pods run as a
+node account by design and are left alone.
+*/
+
+func init() {
+	register(&control{
+		name:  profiles.RunAsNonRoot,
+		level: levelPod,
+		pod:   runAsNonRoot,
+	})
+}
+
+// defaultNonRootUID replaces runAsUser: 0 under enforce when the profile
+// names no UID: the conventional "nonroot" user of distroless images.
+const defaultNonRootUID int64 = 65532
+
+func runAsNonRoot(h *hctx) {
+	spec := h.pod.Spec
+	if isFalse(spec.HostUsers) {
+		return
+	}
+	if h.pod.hostProcess() {
+		h.problems = append(h.problems, "runAsNonRoot not set: Windows HostProcess pods run as a node account")
+		return
+	}
+	safeUID := defaultNonRootUID
+	if h.prof.RunAsUser != nil {
+		safeUID = *h.prof.RunAsUser
+	}
+	podSC := spec.SecurityContext
+	ephemeral := h.in.EphemeralOnly != nil
+	if !ephemeral && podSC != nil {
+		if isFalse(podSC.RunAsNonRoot) && h.conflict(profiles.RunAsNonRoot, nil, "spec.securityContext.runAsNonRoot", "false") == profiles.ActionEnforce {
+			h.podSC.replace("runAsNonRoot", true)
+			*podSC.RunAsNonRoot = true
+		}
+		if podSC.RunAsUser != nil && *podSC.RunAsUser == 0 && h.conflict(profiles.RunAsNonRoot, nil, "spec.securityContext.runAsUser", "0") == profiles.ActionEnforce {
+			h.podSC.replace("runAsUser", safeUID)
+			*podSC.RunAsUser = safeUID
+		}
+	}
+	podUID := func() *int64 {
+		if podSC == nil {
+			return nil
+		}
+		return podSC.RunAsUser
+	}()
+	var rootTargets int
+	for _, t := range h.targets {
+		sc := t.c.SecurityContext
+		if sc == nil {
+			if podUID != nil && *podUID == 0 {
+				rootTargets++
+			}
+			continue
+		}
+		if isFalse(sc.RunAsNonRoot) && h.conflict(profiles.RunAsNonRoot, t, "securityContext.runAsNonRoot", "false") == profiles.ActionEnforce {
+			t.sc.replace("runAsNonRoot", true)
+			*sc.RunAsNonRoot = true
+		}
+		if sc.RunAsUser != nil && *sc.RunAsUser == 0 && h.conflict(profiles.RunAsNonRoot, t, "securityContext.runAsUser", "0") == profiles.ActionEnforce {
+			t.sc.replace("runAsUser", safeUID)
+			*sc.RunAsUser = safeUID
+		}
+		if uid := effectiveUID(sc.RunAsUser, podUID); uid != nil && *uid == 0 {
+			rootTargets++
+		}
+	}
+	podSays := podSC != nil && podSC.RunAsNonRoot != nil
+	if podSays && !ephemeral {
+		return
+	}
+	if !ephemeral && rootTargets == 0 {
+		h.podSC.set("runAsNonRoot", true)
+		if spec.SecurityContext == nil {
+			spec.SecurityContext = &podSCView{}
+		}
+		spec.SecurityContext.RunAsNonRoot = boolp(true)
+		h.changed(profiles.RunAsNonRoot, nil, "securityContext.runAsNonRoot=true")
+		return
+	}
+	if podSays && isTrue(podSC.RunAsNonRoot) {
+		return
+	}
+	// Container level: ephemeral containers, or the non-root containers of
+	// a pod that keeps a root container.
+	for _, t := range h.targets {
+		sc := t.c.SecurityContext
+		if sc != nil && sc.RunAsNonRoot != nil {
+			continue
+		}
+		var uid *int64
+		if sc != nil {
+			uid = sc.RunAsUser
+		}
+		if u := effectiveUID(uid, podUID); u != nil && *u == 0 {
+			continue
+		}
+		t.sc.set("runAsNonRoot", true)
+		t.securityContext().RunAsNonRoot = boolp(true)
+		h.changed(profiles.RunAsNonRoot, t, "runAsNonRoot=true")
+	}
+	if rootTargets > 0 && !ephemeral {
+		h.problems = append(h.problems, fmt.Sprintf("pod-level runAsNonRoot not set: %d container(s) keep runAsUser: 0", rootTargets))
+	}
+}
+
+func effectiveUID(container, pod *int64) *int64 {
+	if container != nil {
+		return container
+	}
+	return pod
+}

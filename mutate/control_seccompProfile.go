@@ -1,0 +1,72 @@
+package mutate
+
+import "github.com/pod-hardener/pod-hardener/profiles"
+
+/*
+seccompProfile: the container runtime's default seccomp filter blocks
+syscalls that containers have no business making. PSS restricted requires
+RuntimeDefault or Localhost, at pod level or on every container.
+
+Fields: spec.securityContext.seccompProfile, and each container's.
+Sets: pod seccompProfile {type: RuntimeDefault} unless the pod or every
+container sets one. An ephemeral container added to a running pod gets it
+at container level when the pod has none.
+Conflict: type Unconfined. Enforce replaces the type with RuntimeDefault.
+*/
+
+func init() {
+	register(&control{
+		name:      profiles.SeccompProfile,
+		level:     levelPod,
+		linuxOnly: true,
+		pod:       seccompProfile,
+	})
+}
+
+const seccompUnconfined = "Unconfined"
+
+func runtimeDefault() map[string]any { return map[string]any{"type": "RuntimeDefault"} }
+
+func seccompProfile(h *hctx) {
+	podSC := h.pod.Spec.SecurityContext
+	ephemeral := h.in.EphemeralOnly != nil
+	podSet := podSC != nil && podSC.SeccompProfile != nil
+	if podSet && !ephemeral && podSC.SeccompProfile.Type == seccompUnconfined {
+		if h.conflict(profiles.SeccompProfile, nil, "spec.securityContext.seccompProfile.type", seccompUnconfined) == profiles.ActionEnforce {
+			h.podSC.child("seccompProfile", true).replace("type", "RuntimeDefault")
+			podSC.SeccompProfile.Type = "RuntimeDefault"
+		}
+	}
+	allSet := len(h.targets) > 0
+	for _, t := range h.targets {
+		sc := t.c.SecurityContext
+		if sc == nil || sc.SeccompProfile == nil {
+			allSet = false
+			continue
+		}
+		if sc.SeccompProfile.Type == seccompUnconfined &&
+			h.conflict(profiles.SeccompProfile, t, "securityContext.seccompProfile.type", seccompUnconfined) == profiles.ActionEnforce {
+			t.sc.child("seccompProfile", true).replace("type", "RuntimeDefault")
+			sc.SeccompProfile.Type = "RuntimeDefault"
+		}
+	}
+	if podSet || allSet {
+		return
+	}
+	if ephemeral {
+		for _, t := range h.targets {
+			if sc := t.c.SecurityContext; sc == nil || sc.SeccompProfile == nil {
+				t.sc.set("seccompProfile", runtimeDefault())
+				t.securityContext().SeccompProfile = &seccompView{Type: "RuntimeDefault"}
+				h.changed(profiles.SeccompProfile, t, "seccompProfile=RuntimeDefault")
+			}
+		}
+		return
+	}
+	h.podSC.set("seccompProfile", runtimeDefault())
+	if h.pod.Spec.SecurityContext == nil {
+		h.pod.Spec.SecurityContext = &podSCView{}
+	}
+	h.pod.Spec.SecurityContext.SeccompProfile = &seccompView{Type: "RuntimeDefault"}
+	h.changed(profiles.SeccompProfile, nil, "securityContext.seccompProfile=RuntimeDefault")
+}

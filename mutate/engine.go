@@ -1,0 +1,304 @@
+// Package mutate is the hardening engine: pure functions from a raw pod,
+// a profile and facts about the request to RFC 6902 operations, warnings
+// and conflicts. It imports neither the webhook library nor the CLI, so the
+// webhook and `pod-hardener harden` run exactly the same code.
+package mutate
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pod-hardener/pod-hardener/profiles"
+)
+
+// Input is everything the engine needs besides the pod.
+type Input struct {
+	Profile *profiles.Profile
+	// Auth says whether the pod's exemption annotations count; decided by
+	// the caller from config, namespace and requester (never from the pod).
+	Auth profiles.Authorization
+	// OnUnauthorized: warn (ignore the exemption) or deny (reject the pod).
+	OnUnauthorized profiles.Action
+	// EphemeralOnly, when non-nil, hardens only these ephemeral containers
+	// and only at container level: an UPDATE of pods/ephemeralcontainers,
+	// where every other field of the pod is immutable.
+	EphemeralOnly map[string]bool
+	// Prefix is the JSON pointer of the pod inside the document that the
+	// operations apply to: "" for a Pod, "/spec/template" for a Deployment.
+	Prefix string
+}
+
+// Change is one field the engine set.
+type Change struct {
+	Control string
+	// Where: a container as kind[name], or "pod".
+	Where string
+	Field string
+}
+
+// Conflict is an unsafe value the user set explicitly.
+type Conflict struct {
+	Control string
+	Where   string
+	Field   string
+	Value   string
+	Action  profiles.Action
+	// Hint names the annotation that would exempt it.
+	Hint string
+	// Note explains an enforce that could not be carried out.
+	Note string
+}
+
+// Result is what hardening a pod produced.
+type Result struct {
+	Profile    string
+	Operations []Operation
+	Warnings   []string
+	Changes    []Change
+	Conflicts  []Conflict
+	// Exempted lists honoured exemptions as control@container (control@pod
+	// for pod-level controls, "*" for a wholly exempt pod).
+	Exempted []string
+	// Refused is true when exemption annotations were present but not
+	// authorized.
+	Refused bool
+	// Denied is true when the pod must be rejected; Message says why.
+	Denied  bool
+	Message string
+}
+
+// hctx is the state of one hardening pass.
+type hctx struct {
+	in      Input
+	pod     *podView
+	prof    *profiles.Profile
+	b       *ops
+	meta    *obj
+	spec    *obj
+	podSC   *obj
+	targets []*target
+	ex      *exemptions
+	res     *Result
+	windows bool
+	// podPaths are writable paths from the profile and the pod annotation.
+	podPaths []string
+	problems []string
+}
+
+// Harden runs the profile's controls over the raw pod.
+func Harden(raw []byte, in Input) (*Result, error) {
+	pod, err := decodePod(raw)
+	if err != nil {
+		return nil, err
+	}
+	return hardenPod(pod, in)
+}
+
+func hardenPod(pod *podView, in Input) (*Result, error) {
+	if in.Profile == nil {
+		return nil, fmt.Errorf("no profile given")
+	}
+	b := &ops{}
+	root := newObj(b, in.Prefix, true, nil, "")
+	h := &hctx{
+		in:      in,
+		pod:     pod,
+		prof:    in.Profile,
+		b:       b,
+		meta:    root.child("metadata", pod.Metadata != nil),
+		spec:    root.child("spec", true),
+		ex:      parseExemptions(pod),
+		res:     &Result{Profile: in.Profile.Name},
+		windows: pod.windows(),
+	}
+	h.podSC = h.spec.child("securityContext", pod.Spec.SecurityContext != nil)
+	h.targets = targets(pod.Spec, h.spec, in.EphemeralOnly)
+	h.problems = append(h.problems, h.ex.problems...)
+
+	if h.ex.requested && !in.Auth.Allowed {
+		h.ex.clear()
+		h.res.Refused = true
+		if in.OnUnauthorized == profiles.ActionDeny {
+			h.res.Denied = true
+			h.res.Message = fmt.Sprintf("%s: exemption annotations are not allowed here: %s", pod.describe(), in.Auth.Why)
+			return h.res, nil
+		}
+		h.warn("exemption annotations ignored: %s", in.Auth.Why)
+	}
+	if h.ex.wholePod {
+		h.res.Exempted = []string{"*"}
+		if in.EphemeralOnly == nil {
+			h.annotate(AnnotationExempted, "*")
+		}
+		h.warn("%s is exempt (%s=true): not hardened", pod.describe(), AnnotationExempt)
+		return h.finish(), nil
+	}
+	if in.EphemeralOnly == nil {
+		h.podPaths = append(append([]string(nil), in.Profile.WritablePaths...), parsePaths(pod, AnnotationWritablePaths, &h.problems)...)
+		h.checkContainerAnnotations()
+	}
+	for _, c := range ordered() {
+		if !h.prof.Enabled(c.name) || (c.linuxOnly && h.windows) {
+			continue
+		}
+		if c.pod != nil && !h.ex.exempt(c.name, nil) {
+			c.pod(h)
+		}
+		if c.container != nil {
+			for _, t := range h.targets {
+				if !h.ex.exempt(c.name, t) {
+					c.container(h, t)
+				}
+			}
+		}
+	}
+	h.recordExemptions()
+	if in.EphemeralOnly == nil {
+		h.annotate(AnnotationHardened, in.Profile.Name)
+		if len(h.res.Exempted) > 0 {
+			h.annotate(AnnotationExempted, strings.Join(h.res.Exempted, ","))
+		}
+	}
+	return h.finish(), nil
+}
+
+// checkContainerAnnotations reports per-container writable-path annotations
+// that name no container, so a typo is seen rather than silently ignored.
+func (h *hctx) checkContainerAnnotations() {
+	if h.pod.Metadata == nil {
+		return
+	}
+	names := map[string]bool{}
+	for _, c := range h.pod.Spec.allContainers() {
+		names[c.Name] = true
+	}
+	var bad []string
+	for k := range h.pod.Metadata.Annotations {
+		if c, ok := strings.CutPrefix(k, AnnotationWritablePathPrefix); ok && !names[c] {
+			bad = append(bad, k)
+		}
+	}
+	sort.Strings(bad)
+	for _, k := range bad {
+		h.problems = append(h.problems, fmt.Sprintf("annotation %s names no container of this pod", k))
+	}
+}
+
+// recordExemptions lists the honoured exemptions for the audit annotation.
+func (h *hctx) recordExemptions() {
+	for _, c := range ordered() {
+		if !h.prof.Enabled(c.name) {
+			continue
+		}
+		if c.level == levelPod {
+			if h.ex.exempt(c.name, nil) {
+				h.res.Exempted = append(h.res.Exempted, c.name+"@pod")
+			}
+			continue
+		}
+		for _, t := range h.targets {
+			if h.ex.exempt(c.name, t) {
+				h.res.Exempted = append(h.res.Exempted, c.name+"@"+t.name())
+			}
+		}
+	}
+}
+
+// annotate sets a pod annotation unless it already has that value, so a
+// second pass adds nothing.
+func (h *hctx) annotate(key, value string) {
+	var cur map[string]string
+	if h.pod.Metadata != nil {
+		cur = h.pod.Metadata.Annotations
+	}
+	if v, ok := cur[key]; ok {
+		if v != value {
+			h.meta.child("annotations", true).replace(key, value)
+		}
+		return
+	}
+	h.meta.child("annotations", cur != nil).set(key, value)
+}
+
+func (h *hctx) warn(format string, args ...any) {
+	h.res.Warnings = append(h.res.Warnings, fmt.Sprintf(format, args...))
+}
+
+// changed records a field the engine set.
+func (h *hctx) changed(control string, t *target, field string) {
+	where := "pod"
+	if t != nil {
+		where = t.kind + "[" + t.name() + "]"
+	}
+	h.res.Changes = append(h.res.Changes, Change{Control: control, Where: where, Field: field})
+}
+
+// conflict records an explicit unsafe value and returns what to do with it.
+func (h *hctx) conflict(control string, t *target, field, value string) profiles.Action {
+	a := h.prof.ConflictAction(control)
+	where := "pod"
+	if t != nil {
+		where = t.kind + "[" + t.name() + "]"
+	}
+	h.res.Conflicts = append(h.res.Conflicts, Conflict{
+		Control: control, Where: where, Field: field, Value: value, Action: a,
+		Hint: exemptionHint(control, t),
+	})
+	return a
+}
+
+// cannotEnforce downgrades the last conflict to warn, with the reason.
+func (h *hctx) cannotEnforce(note string) {
+	c := &h.res.Conflicts[len(h.res.Conflicts)-1]
+	c.Action = profiles.ActionWarn
+	c.Note = note
+}
+
+// finish turns changes, conflicts and problems into messages.
+func (h *hctx) finish() *Result {
+	r := h.res
+	r.Operations = h.b.list
+	var denied []string
+	for _, c := range r.Conflicts {
+		switch c.Action {
+		case profiles.ActionDeny:
+			denied = append(denied, fmt.Sprintf("%s: %s=%s is not allowed by profile %q (control %s); to exempt, annotate %s in a namespace that allows exemptions",
+				c.Where, c.Field, c.Value, r.Profile, c.Control, c.Hint))
+		case profiles.ActionEnforce:
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s=%s replaced by a safe value (profile %q, control %s)", c.Where, c.Field, c.Value, r.Profile, c.Control))
+		default:
+			msg := fmt.Sprintf("%s: %s=%s kept but unsafe (profile %q, control %s; exempt with %s)", c.Where, c.Field, c.Value, r.Profile, c.Control, c.Hint)
+			if c.Note != "" {
+				msg += "; " + c.Note
+			}
+			r.Warnings = append(r.Warnings, msg)
+		}
+	}
+	if len(denied) > 0 {
+		r.Denied = true
+		r.Message = h.pod.describe() + " rejected: " + strings.Join(denied, "; ")
+		r.Operations = nil
+	}
+	r.Warnings = append(r.Warnings, h.problems...)
+	r.Warnings = append(r.Warnings, summarize(r.Profile, r.Changes)...)
+	return r
+}
+
+// summarize turns changes into one short warning per field, naming the
+// containers, since the API server truncates long warnings.
+func summarize(profile string, changes []Change) []string {
+	var order []string
+	where := map[string][]string{}
+	for _, c := range changes {
+		if _, ok := where[c.Field]; !ok {
+			order = append(order, c.Field)
+		}
+		where[c.Field] = append(where[c.Field], c.Where)
+	}
+	out := make([]string, 0, len(order))
+	for _, f := range order {
+		out = append(out, fmt.Sprintf("hardened (profile %s): set %s on %s", profile, f, strings.Join(where[f], ", ")))
+	}
+	return out
+}

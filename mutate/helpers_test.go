@@ -1,0 +1,155 @@
+package mutate
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/pod-hardener/pod-hardener/internal/pss"
+	"github.com/pod-hardener/pod-hardener/profiles"
+	"k8s.io/pod-security-admission/api"
+)
+
+// profile returns a built-in profile, optionally changed by fns.
+func profile(t testing.TB, name string, fns ...func(*profiles.Profile)) *profiles.Profile {
+	t.Helper()
+	p, ok := profiles.Default().Profile(name)
+	if !ok {
+		t.Fatalf("no profile %q", name)
+	}
+	for _, f := range fns {
+		f(p)
+	}
+	return p
+}
+
+func onConflict(a profiles.Action) func(*profiles.Profile) {
+	return func(p *profiles.Profile) { p.OnConflict = a }
+}
+
+// harden runs the engine, with the restricted profile unless in names one.
+func harden(t testing.TB, raw string, in Input) *Result {
+	t.Helper()
+	if in.Profile == nil {
+		in.Profile = profile(t, "restricted")
+	}
+	r, err := Harden([]byte(raw), in)
+	if err != nil {
+		t.Fatalf("Harden: %v", err)
+	}
+	return r
+}
+
+// apply applies operations with evanphx/json-patch, as the API server would.
+func apply(t testing.TB, raw string, ops []Operation) []byte {
+	t.Helper()
+	pb, err := Patch(ops)
+	if err != nil {
+		t.Fatalf("encoding patch: %v", err)
+	}
+	p, err := jsonpatch.DecodePatch(pb)
+	if err != nil {
+		t.Fatalf("decoding patch %s: %v", pb, err)
+	}
+	out, err := p.Apply([]byte(raw))
+	if err != nil {
+		t.Fatalf("applying patch %s: %v", pb, err)
+	}
+	return out
+}
+
+// get reads a value from a JSON document at a dotted path; a numeric part
+// indexes an array.
+func get(t testing.TB, doc []byte, path string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		t.Fatalf("decoding %s: %v", doc, err)
+	}
+	for _, part := range strings.Split(path, ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[part]
+		case []any:
+			i := 0
+			for _, ch := range part {
+				i = i*10 + int(ch-'0')
+			}
+			if i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+// restrictedFailures judges a pod with the official PSS evaluator.
+func restrictedFailures(t testing.TB, doc []byte) []pss.Failure {
+	t.Helper()
+	p, err := pss.DecodePod(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pss.Evaluate(p, api.LevelRestricted)
+}
+
+// mustBeIdempotent hardens the output again and demands no operation.
+func mustBeIdempotent(t testing.TB, out []byte, in Input) {
+	t.Helper()
+	r := harden(t, string(out), in)
+	if len(r.Operations) != 0 {
+		pb, _ := Patch(r.Operations)
+		t.Fatalf("second pass not empty: %s\non %s", pb, out)
+	}
+}
+
+// lost returns the leaf paths of orig whose value differs or is missing in
+// out: what hardening removed or changed. Explicit nulls may be filled.
+func lost(t testing.TB, orig, out []byte) []string {
+	t.Helper()
+	var a, b any
+	if err := json.Unmarshal(orig, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out, &b); err != nil {
+		t.Fatal(err)
+	}
+	var diffs []string
+	var walk func(p string, x, y any)
+	walk = func(p string, x, y any) {
+		switch xv := x.(type) {
+		case map[string]any:
+			yv, ok := y.(map[string]any)
+			if !ok {
+				diffs = append(diffs, p)
+				return
+			}
+			for k, v := range xv {
+				if v == nil {
+					continue
+				}
+				walk(p+"/"+k, v, yv[k])
+			}
+		case []any:
+			yv, ok := y.([]any)
+			if !ok || len(yv) < len(xv) {
+				diffs = append(diffs, p)
+				return
+			}
+			for i := range xv {
+				walk(p+"/"+itoa(i), xv[i], yv[i])
+			}
+		default:
+			if !reflect.DeepEqual(x, y) {
+				diffs = append(diffs, p)
+			}
+		}
+	}
+	walk("", a, b)
+	return diffs
+}

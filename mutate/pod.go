@@ -1,0 +1,173 @@
+package mutate
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// The engine reads the pod through these views: only the fields a control
+// looks at, decoded from the raw object. It never marshals them back; every
+// change is an operation against the raw object, so fields this build does
+// not know (a newer API server) and the user's formatting of everything
+// else are untouched, and `creationTimestamp: null` never becomes a remove.
+//
+// A nil pointer or slice means "absent or null": JSON null is unset, as the
+// API server treats it, and an `add` replaces a null member.
+
+type podView struct {
+	Metadata *metaView `json:"metadata"`
+	Spec     *specView `json:"spec"`
+}
+
+type metaView struct {
+	Name            string            `json:"name"`
+	GenerateName    string            `json:"generateName"`
+	Namespace       string            `json:"namespace"`
+	Annotations     map[string]string `json:"annotations"`
+	OwnerReferences []ownerRef        `json:"ownerReferences"`
+}
+
+type ownerRef struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+type specView struct {
+	OS                           *osView         `json:"os"`
+	NodeName                     string          `json:"nodeName"`
+	HostNetwork                  *bool           `json:"hostNetwork"`
+	HostPID                      *bool           `json:"hostPID"`
+	HostIPC                      *bool           `json:"hostIPC"`
+	HostUsers                    *bool           `json:"hostUsers"`
+	AutomountServiceAccountToken *bool           `json:"automountServiceAccountToken"`
+	SecurityContext              *podSCView      `json:"securityContext"`
+	Volumes                      []volumeView    `json:"volumes"`
+	Containers                   []containerView `json:"containers"`
+	InitContainers               []containerView `json:"initContainers"`
+	EphemeralContainers          []containerView `json:"ephemeralContainers"`
+}
+
+type osView struct {
+	Name string `json:"name"`
+}
+
+type windowsOptionsView struct {
+	HostProcess *bool `json:"hostProcess"`
+}
+
+type seccompView struct {
+	Type string `json:"type"`
+}
+
+type podSCView struct {
+	RunAsNonRoot   *bool               `json:"runAsNonRoot"`
+	RunAsUser      *int64              `json:"runAsUser"`
+	RunAsGroup     *int64              `json:"runAsGroup"`
+	FSGroup        *int64              `json:"fsGroup"`
+	SeccompProfile *seccompView        `json:"seccompProfile"`
+	WindowsOptions *windowsOptionsView `json:"windowsOptions"`
+}
+
+type volumeView struct {
+	Name string `json:"name"`
+}
+
+type containerView struct {
+	Name            string            `json:"name"`
+	SecurityContext *scView           `json:"securityContext"`
+	VolumeMounts    []volumeMountView `json:"volumeMounts"`
+}
+
+type volumeMountView struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
+}
+
+type capabilitiesView struct {
+	Add  []string `json:"add"`
+	Drop []string `json:"drop"`
+}
+
+type scView struct {
+	Privileged               *bool               `json:"privileged"`
+	AllowPrivilegeEscalation *bool               `json:"allowPrivilegeEscalation"`
+	ReadOnlyRootFilesystem   *bool               `json:"readOnlyRootFilesystem"`
+	RunAsNonRoot             *bool               `json:"runAsNonRoot"`
+	RunAsUser                *int64              `json:"runAsUser"`
+	Capabilities             *capabilitiesView   `json:"capabilities"`
+	SeccompProfile           *seccompView        `json:"seccompProfile"`
+	WindowsOptions           *windowsOptionsView `json:"windowsOptions"`
+}
+
+// decodePod reads the views from a raw pod. It rejects what is not a JSON
+// object with a spec, and wrong types in the fields it reads; a wrong type
+// anywhere else is not its business and passes through untouched.
+func decodePod(raw []byte) (*podView, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("empty object")
+	}
+	if raw[0] != '{' {
+		return nil, fmt.Errorf("object is not a JSON object")
+	}
+	var p podView
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("decoding pod: %w", err)
+	}
+	if p.Spec == nil {
+		return nil, fmt.Errorf("object has no spec: not a pod")
+	}
+	return &p, nil
+}
+
+func (p *podView) annotation(key string) string {
+	if p.Metadata == nil {
+		return ""
+	}
+	return p.Metadata.Annotations[key]
+}
+
+// describe names the pod for messages; pods made by controllers have no
+// name yet, only generateName and an owner.
+func (p *podView) describe() string {
+	if p.Metadata == nil {
+		return "pod"
+	}
+	m := p.Metadata
+	var s string
+	switch {
+	case m.Name != "":
+		s = fmt.Sprintf("pod %q", m.Name)
+	case m.GenerateName != "":
+		s = fmt.Sprintf("pod %q (generateName)", m.GenerateName)
+	default:
+		s = "pod"
+	}
+	if len(m.OwnerReferences) > 0 {
+		s += fmt.Sprintf(" of %s %q", m.OwnerReferences[0].Kind, m.OwnerReferences[0].Name)
+	}
+	return s
+}
+
+func (p *podView) windows() bool {
+	return p.Spec.OS != nil && p.Spec.OS.Name == "windows"
+}
+
+// hostProcess: a Windows HostProcess pod runs as a node account by design.
+func (p *podView) hostProcess() bool {
+	sc := p.Spec.SecurityContext
+	if sc != nil && sc.WindowsOptions != nil && sc.WindowsOptions.HostProcess != nil && *sc.WindowsOptions.HostProcess {
+		return true
+	}
+	found := false
+	for _, c := range p.Spec.allContainers() {
+		if sc := c.SecurityContext; sc != nil && sc.WindowsOptions != nil && sc.WindowsOptions.HostProcess != nil && *sc.WindowsOptions.HostProcess {
+			found = true
+		}
+	}
+	return found
+}
+
+func isTrue(b *bool) bool  { return b != nil && *b }
+func isFalse(b *bool) bool { return b != nil && !*b }

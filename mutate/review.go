@@ -1,0 +1,40 @@
+package mutate
+
+import (
+	"github.com/pod-hardener/pod-hardener/profiles"
+)
+
+// Options are the parts of Input that depend on where the pod comes from.
+type Options struct {
+	EphemeralOnly map[string]bool
+	Prefix        string
+	// ForceExemptions authorizes exemptions regardless of config (the CLI's
+	// --allow-exemptions, for a user hardening their own manifests).
+	ForceExemptions bool
+}
+
+// Review is the whole decision for one pod, shared by the webhook and the
+// CLI: decode, authorize exemptions, select the profile, harden.
+func Review(cfg *profiles.Config, raw []byte, f profiles.Facts, o Options) (*Result, error) {
+	pod, err := decodePod(raw)
+	if err != nil {
+		return nil, err
+	}
+	auth := cfg.AuthorizeExemptions(f)
+	if o.ForceExemptions {
+		auth = profiles.Authorization{Allowed: true, Why: "exemptions allowed by --allow-exemptions"}
+	}
+	sel := cfg.Select(f, pod.annotation(profiles.AnnotationProfile), auth)
+	res, err := hardenPod(pod, Input{
+		Profile:        sel.Profile,
+		Auth:           auth,
+		OnUnauthorized: cfg.Exemptions.OnUnauthorized,
+		EphemeralOnly:  o.EphemeralOnly,
+		Prefix:         o.Prefix,
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Warnings = append(sel.Warnings, res.Warnings...)
+	return res, nil
+}

@@ -1,0 +1,234 @@
+// Package profiles holds the hardening profiles: their types, the built-ins,
+// loading config.yaml, validation and the choice of a profile for a pod.
+// It imports nothing else of pod-hardener, so the engine, the webhook and
+// the CLI all read one definition.
+package profiles
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Control names. They are stable: config keys, annotations, metrics and
+// messages all use them, so renaming one is a breaking change.
+const (
+	Capabilities                 = "capabilities"
+	AllowPrivilegeEscalation     = "allowPrivilegeEscalation"
+	Privileged                   = "privileged"
+	ReadOnlyRootFilesystem       = "readOnlyRootFilesystem"
+	RunAsNonRoot                 = "runAsNonRoot"
+	RunAsUser                    = "runAsUser"
+	SeccompProfile               = "seccompProfile"
+	HostNamespaces               = "hostNamespaces"
+	AutomountServiceAccountToken = "automountServiceAccountToken"
+)
+
+// ControlNames lists every control in the order the engine runs them.
+var ControlNames = []string{
+	Privileged,
+	Capabilities,
+	AllowPrivilegeEscalation,
+	ReadOnlyRootFilesystem,
+	RunAsNonRoot,
+	RunAsUser,
+	SeccompProfile,
+	HostNamespaces,
+	AutomountServiceAccountToken,
+}
+
+// CanonicalControl returns the control's canonical name for a name in any
+// letter case, so "readonlyrootfilesystem" in a config is understood.
+func CanonicalControl(name string) (string, bool) {
+	for _, c := range ControlNames {
+		if strings.EqualFold(c, strings.TrimSpace(name)) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+// Mode says what a control does.
+type Mode string
+
+const (
+	// ModeOff: the control does nothing.
+	ModeOff Mode = "off"
+	// ModeDefault: fill what is unset; conflicts follow the profile's onConflict.
+	ModeDefault Mode = "default"
+	// ModeWarn, ModeEnforce, ModeDeny: fill what is unset and handle this
+	// control's conflicts so, whatever the profile's onConflict says.
+	ModeWarn    Mode = "warn"
+	ModeEnforce Mode = "enforce"
+	ModeDeny    Mode = "deny"
+)
+
+// UnmarshalJSON accepts the mode names and, since YAML 1.1 reads a bare
+// `off`/`on` as a boolean, false (off) and true (default).
+func (m *Mode) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch t := v.(type) {
+	case bool:
+		if t {
+			*m = ModeDefault
+		} else {
+			*m = ModeOff
+		}
+	case string:
+		*m = Mode(strings.ToLower(strings.TrimSpace(t)))
+		if *m == "on" {
+			*m = ModeDefault
+		}
+	default:
+		return fmt.Errorf("control mode must be a string or boolean, got %s", string(b))
+	}
+	return nil
+}
+
+// Action is what happens to a conflict: a value the user set explicitly that
+// the profile considers unsafe.
+type Action string
+
+const (
+	ActionWarn    Action = "warn"
+	ActionEnforce Action = "enforce"
+	ActionDeny    Action = "deny"
+)
+
+// EmptyDir shapes the emptyDir volumes added for writable paths.
+type EmptyDir struct {
+	Medium    string `json:"medium,omitempty"`
+	SizeLimit string `json:"sizeLimit,omitempty"`
+}
+
+// Profile is a fully resolved profile: built-in, or custom with its
+// `extends` chain applied. The engine reads only this.
+type Profile struct {
+	Name                string
+	Description         string
+	Controls            map[string]Mode
+	OnConflict          Action
+	AllowedCapabilities []string
+	DropCapabilities    []string
+	WritablePaths       []string
+	EmptyDir            EmptyDir
+	RunAsUser           *int64
+	RunAsGroup          *int64
+	FSGroup             *int64
+}
+
+// Enabled reports whether a control is on in this profile.
+func (p *Profile) Enabled(control string) bool {
+	m, ok := p.Controls[control]
+	return ok && m != ModeOff
+}
+
+// ConflictAction is what happens to a conflict of the given control.
+func (p *Profile) ConflictAction(control string) Action {
+	switch p.Controls[control] {
+	case ModeWarn:
+		return ActionWarn
+	case ModeEnforce:
+		return ActionEnforce
+	case ModeDeny:
+		return ActionDeny
+	}
+	if p.OnConflict == "" {
+		return ActionWarn
+	}
+	return p.OnConflict
+}
+
+// CapabilityAllowed reports whether adding capability c is allowed; the
+// CAP_ prefix is optional on both sides, as container runtimes accept both.
+func (p *Profile) CapabilityAllowed(c string) bool {
+	c = NormalizeCapability(c)
+	for _, a := range p.AllowedCapabilities {
+		if NormalizeCapability(a) == c {
+			return true
+		}
+	}
+	return false
+}
+
+// NormalizeCapability upper-cases a capability name and strips CAP_.
+func NormalizeCapability(c string) string {
+	c = strings.ToUpper(strings.TrimSpace(c))
+	return strings.TrimPrefix(c, "CAP_")
+}
+
+func int64p(v int64) *int64 { return &v }
+
+// allControls returns a control map with every control in mode m.
+func allControls(m Mode) map[string]Mode {
+	out := make(map[string]Mode, len(ControlNames))
+	for _, c := range ControlNames {
+		out[c] = m
+	}
+	return out
+}
+
+// pssBaselineCapabilities are the capabilities PSS baseline allows a
+// container to add (policy/check_capabilities_baseline.go).
+var pssBaselineCapabilities = []string{
+	"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+	"NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+}
+
+// Builtins returns fresh copies of the built-in profiles, so a caller may
+// not change what another one sees.
+func Builtins() map[string]*Profile {
+	restricted := &Profile{
+		Name:                "restricted",
+		Description:         "every control; a pod without conflicts passes Pod Security Standards restricted",
+		Controls:            allControls(ModeDefault),
+		OnConflict:          ActionWarn,
+		AllowedCapabilities: []string{"NET_BIND_SERVICE"},
+		DropCapabilities:    []string{"ALL"},
+		WritablePaths:       []string{"/tmp"},
+	}
+	restricted.Controls[RunAsUser] = ModeOff
+	restricted.Controls[AutomountServiceAccountToken] = ModeOff
+
+	baseline := &Profile{
+		Name:        "baseline",
+		Description: "what Pod Security Standards baseline needs, plus allowPrivilegeEscalation and seccompProfile",
+		Controls:    allControls(ModeOff),
+		OnConflict:  ActionWarn,
+		// Baseline keeps the runtime's default capabilities: nothing is
+		// dropped, and only adds beyond the PSS baseline set conflict.
+		AllowedCapabilities: append([]string(nil), pssBaselineCapabilities...),
+	}
+	for _, c := range []string{Privileged, Capabilities, HostNamespaces, AllowPrivilegeEscalation, SeccompProfile} {
+		baseline.Controls[c] = ModeDefault
+	}
+
+	privileged := &Profile{
+		Name:        "privileged",
+		Description: "touches nothing",
+		Controls:    allControls(ModeOff),
+		OnConflict:  ActionWarn,
+	}
+	return map[string]*Profile{
+		restricted.Name: restricted,
+		baseline.Name:   baseline,
+		privileged.Name: privileged,
+	}
+}
+
+// clone returns a deep copy, so profiles built by `extends` never share
+// slices or maps with their parent.
+func (p *Profile) clone() *Profile {
+	c := *p
+	c.Controls = make(map[string]Mode, len(p.Controls))
+	for k, v := range p.Controls {
+		c.Controls[k] = v
+	}
+	c.AllowedCapabilities = append([]string(nil), p.AllowedCapabilities...)
+	c.DropCapabilities = append([]string(nil), p.DropCapabilities...)
+	c.WritablePaths = append([]string(nil), p.WritablePaths...)
+	return &c
+}

@@ -69,7 +69,7 @@ func readOnlyRootFilesystem(h *hctx, t *target) {
 			h.problems = append(h.problems, fmt.Sprintf("%s: writable path %s not mounted: volumes cannot be added to a running pod", t.kind+"["+t.name()+"]", p))
 			continue
 		}
-		t.obj.append("volumeMounts", mountsExist, map[string]any{"name": name, "mountPath": p})
+		t.obj.append("volumeMounts", mountsExist, volumeMount{Name: name, MountPath: p})
 		t.c.VolumeMounts = append(t.c.VolumeMounts, volumeMountView{Name: name, MountPath: p})
 		h.changed(profiles.ReadOnlyRootFilesystem, t, "writable emptyDir "+p)
 	}
@@ -87,16 +87,21 @@ func (h *hctx) ensureVolume(name string) bool {
 	if h.in.EphemeralOnly != nil {
 		return false
 	}
-	ed := map[string]any{}
-	if m := h.prof.EmptyDir.Medium; m != "" {
-		ed["medium"] = m
-	}
-	if s := h.prof.EmptyDir.SizeLimit; s != "" {
-		ed["sizeLimit"] = s
-	}
-	h.spec.append("volumes", existed, map[string]any{"name": name, "emptyDir": ed})
+	h.spec.append("volumes", existed, volume{Name: name, EmptyDir: h.prof.EmptyDir})
 	h.pod.Spec.Volumes = append(h.pod.Spec.Volumes, volumeView{Name: name})
 	return true
+}
+
+// volume and volumeMount are what the engine adds, as structs so the
+// output keeps the conventional key order (name first).
+type volume struct {
+	Name     string            `json:"name"`
+	EmptyDir profiles.EmptyDir `json:"emptyDir"`
+}
+
+type volumeMount struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
 }
 
 // volumeName derives a DNS-1123 label from a path: readable, and with a

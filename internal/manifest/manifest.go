@@ -1,0 +1,273 @@
+// Package manifest reads and writes workload manifests: multi-document YAML
+// or JSON in, the pod template of each workload found, ordered YAML out.
+package manifest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	yamlv3 "go.yaml.in/yaml/v3"
+	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// MaxDocumentBytes bounds one document, so a hostile or broken file cannot
+// make the reader allocate without limit.
+const MaxDocumentBytes = 32 << 20
+
+// Document is one document of the input, as JSON.
+type Document struct {
+	// Index counts documents from 1, as a person would.
+	Index int
+	JSON  []byte
+	// Source is the document as written, to keep its key order on output.
+	Source []byte
+	// Err is set when the document could not be read; JSON is then nil.
+	Err error
+}
+
+// Read splits a stream of YAML documents (JSON is YAML too) into JSON
+// documents. Empty documents are skipped; a broken one is returned with Err
+// and reading goes on with the next.
+func Read(r io.Reader) ([]Document, error) {
+	yr := k8syaml.NewYAMLReader(bufio.NewReaderSize(r, 64<<10))
+	var docs []Document
+	n := 0
+	for {
+		raw, err := yr.Read()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return docs, fmt.Errorf("reading document %d: %w", n+1, err)
+		}
+		if len(raw) > MaxDocumentBytes {
+			n++
+			docs = append(docs, Document{Index: n, Err: fmt.Errorf("document is %d bytes, over the %d limit", len(raw), MaxDocumentBytes)})
+			continue
+		}
+		if isEmpty(raw) {
+			continue
+		}
+		n++
+		j, err := yaml.YAMLToJSON(raw)
+		if err != nil {
+			docs = append(docs, Document{Index: n, Err: fmt.Errorf("parsing YAML: %w", err)})
+			continue
+		}
+		if bytes.Equal(bytes.TrimSpace(j), []byte("null")) {
+			n--
+			continue
+		}
+		docs = append(docs, Document{Index: n, JSON: j, Source: raw})
+	}
+}
+
+func isEmpty(raw []byte) bool {
+	for _, line := range strings.Split(string(raw), "\n") {
+		l := strings.TrimSpace(line)
+		if l != "" && !strings.HasPrefix(l, "#") && l != "---" {
+			return false
+		}
+	}
+	return true
+}
+
+// Header is what identifies a document.
+type Header struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+}
+
+// ID names a workload for messages: Deployment apps/web.
+func (h Header) ID() string {
+	name := h.Metadata.Name
+	if name == "" {
+		name = "(unnamed)"
+	}
+	if h.Metadata.Namespace != "" {
+		name = h.Metadata.Namespace + "/" + name
+	}
+	kind := h.Kind
+	if kind == "" {
+		kind = "(no kind)"
+	}
+	return kind + " " + name
+}
+
+// templatePaths maps a workload kind to the JSON pointer of its pod (for a
+// Pod, the whole document). Any apiVersion: extensions/v1beta1 Deployments
+// and batch/v1beta1 CronJobs have the same shape.
+var templatePaths = map[string]string{
+	"Pod":                   "",
+	"PodTemplate":           "/template",
+	"Deployment":            "/spec/template",
+	"StatefulSet":           "/spec/template",
+	"DaemonSet":             "/spec/template",
+	"ReplicaSet":            "/spec/template",
+	"ReplicationController": "/spec/template",
+	"Job":                   "/spec/template",
+	"CronJob":               "/spec/jobTemplate/spec/template",
+}
+
+// Workload is a pod found in a document.
+type Workload struct {
+	Header Header
+	// Pointer is the JSON pointer of the pod in the document.
+	Pointer string
+	// Pod is the pod (or pod template) itself.
+	Pod []byte
+}
+
+// Workloads finds the pods in a document: the document itself for a Pod,
+// the template of a workload kind, and those of each item of a List. It
+// returns none for other kinds.
+func Workloads(doc []byte) ([]Workload, error) {
+	var h Header
+	if err := json.Unmarshal(doc, &h); err != nil {
+		return nil, fmt.Errorf("reading apiVersion/kind/metadata: %w", err)
+	}
+	if strings.HasSuffix(h.Kind, "List") {
+		var l struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		if err := json.Unmarshal(doc, &l); err != nil {
+			return nil, fmt.Errorf("reading %s items: %w", h.Kind, err)
+		}
+		var out []Workload
+		for i, item := range l.Items {
+			ws, err := Workloads(item)
+			if err != nil {
+				return nil, fmt.Errorf("item %d: %w", i, err)
+			}
+			for _, w := range ws {
+				w.Pointer = fmt.Sprintf("/items/%d%s", i, w.Pointer)
+				out = append(out, w)
+			}
+		}
+		return out, nil
+	}
+	ptr, ok := templatePaths[h.Kind]
+	if !ok {
+		return nil, nil
+	}
+	pod, err := Extract(doc, ptr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", h.ID(), err)
+	}
+	return []Workload{{Header: h, Pointer: ptr, Pod: pod}}, nil
+}
+
+// Extract returns the raw JSON at a pointer made of object keys.
+func Extract(doc []byte, pointer string) ([]byte, error) {
+	cur := json.RawMessage(doc)
+	if pointer == "" {
+		return cur, nil
+	}
+	for _, key := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(cur, &m); err != nil {
+			return nil, fmt.Errorf("no object at %s: %w", pointer, err)
+		}
+		next, ok := m[key]
+		if !ok || bytes.Equal(bytes.TrimSpace(next), []byte("null")) {
+			return nil, fmt.Errorf("no pod template at %s", pointer)
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// ToYAML renders JSON as block YAML. Documents are read the way kubectl
+// reads them (sigs.k8s.io/yaml), which sorts keys; source, when given, is
+// the document as the user wrote it, and every mapping is put back in the
+// user's key order, with keys the user did not write after them.
+func ToYAML(j, source []byte) ([]byte, error) {
+	var n yamlv3.Node
+	if err := yamlv3.Unmarshal(j, &n); err != nil {
+		return nil, fmt.Errorf("rendering YAML: %w", err)
+	}
+	blockStyle(&n)
+	if len(source) > 0 {
+		var orig yamlv3.Node
+		if err := yamlv3.Unmarshal(source, &orig); err == nil {
+			reorder(&n, &orig, 0)
+		}
+	}
+	var b bytes.Buffer
+	enc := yamlv3.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		return nil, fmt.Errorf("rendering YAML: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("rendering YAML: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// blockStyle drops JSON's flow and quoting styles; the encoder still
+// quotes any string that would otherwise read as another type ("true",
+// "8080").
+func blockStyle(n *yamlv3.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
+}
+
+// reorder sorts out's mapping keys into orig's order. depth bounds the
+// walk on pathological (alias-heavy) input.
+func reorder(out, orig *yamlv3.Node, depth int) {
+	for orig.Kind == yamlv3.AliasNode && orig.Alias != nil {
+		orig = orig.Alias
+	}
+	if depth > 200 || out.Kind != orig.Kind {
+		return
+	}
+	switch out.Kind {
+	case yamlv3.DocumentNode, yamlv3.SequenceNode:
+		for i := 0; i < len(out.Content) && i < len(orig.Content); i++ {
+			reorder(out.Content[i], orig.Content[i], depth+1)
+		}
+	case yamlv3.MappingNode:
+		pos := map[string]int{}
+		vals := map[string]*yamlv3.Node{}
+		for i := 0; i+1 < len(orig.Content); i += 2 {
+			pos[orig.Content[i].Value] = i
+			vals[orig.Content[i].Value] = orig.Content[i+1]
+		}
+		type pair struct{ k, v *yamlv3.Node }
+		pairs := make([]pair, 0, len(out.Content)/2)
+		for i := 0; i+1 < len(out.Content); i += 2 {
+			pairs = append(pairs, pair{out.Content[i], out.Content[i+1]})
+		}
+		sort.SliceStable(pairs, func(a, b int) bool {
+			pa, oka := pos[pairs[a].k.Value]
+			pb, okb := pos[pairs[b].k.Value]
+			switch {
+			case oka && okb:
+				return pa < pb
+			default:
+				return oka && !okb
+			}
+		})
+		out.Content = out.Content[:0]
+		for _, p := range pairs {
+			out.Content = append(out.Content, p.k, p.v)
+			if o, ok := vals[p.k.Value]; ok {
+				reorder(p.v, o, depth+1)
+			}
+		}
+	}
+}

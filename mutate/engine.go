@@ -110,7 +110,8 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 		spec:    root.child("spec", true),
 		ex:      parseExemptions(pod),
 		res:     &Result{Profile: in.Profile.Name},
-		windows: pod.windows(),
+		// A HostProcess pod is Windows even without spec.os.
+		windows: pod.windows() || pod.hostProcess(),
 	}
 	h.podSC = h.spec.child("securityContext", pod.Spec.SecurityContext != nil)
 	h.targets = targets(pod.Spec, h.spec, in.EphemeralOnly)

@@ -66,11 +66,14 @@ fails restricted afterwards. Exit 1 on invalid input, else 0.`,
 
 // judge returns the level a pod meets and what fails restricted.
 func judge(raw []byte) (api.Level, string, error) {
-	p, err := pss.DecodePod(raw)
+	p, note, err := pss.DecodePodLenient(raw)
 	if err != nil {
 		return "", "", err
 	}
 	var fails []string
+	if note != "" {
+		fails = append(fails, note)
+	}
 	for _, f := range pss.Evaluate(p, api.LevelRestricted) {
 		fails = append(fails, f.String())
 	}

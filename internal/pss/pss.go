@@ -5,6 +5,7 @@ package pss
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -74,6 +75,23 @@ func Level(pod *corev1.Pod) api.Level {
 		return api.LevelBaseline
 	}
 	return api.LevelPrivileged
+}
+
+// DecodePodLenient decodes like DecodePod, but a field of the wrong type
+// (a template placeholder such as containerPort: PORT) is skipped and
+// reported instead of failing: the evaluator judges the rest.
+func DecodePodLenient(raw []byte) (*corev1.Pod, string, error) {
+	var p corev1.Pod
+	err := json.Unmarshal(raw, &p)
+	var te *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return &p, "", nil
+	case errors.As(err, &te):
+		return &p, fmt.Sprintf("field %s of the wrong type ignored", te.Field), nil
+	default:
+		return nil, "", fmt.Errorf("decoding pod for the PSS evaluator: %w", err)
+	}
 }
 
 // DecodePod decodes a pod's JSON into the typed pod the evaluator reads.

@@ -1,0 +1,299 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"k8s.io/pod-security-admission/api"
+
+	"github.com/pod-hardener/pod-hardener/internal/manifest"
+	"github.com/pod-hardener/pod-hardener/internal/pss"
+	"github.com/pod-hardener/pod-hardener/profiles"
+)
+
+// ownChecks are the PSS checks that pod-hardener's controls satisfy; the
+// others (hostPath, hostPorts, sysctls, volume types, ...) only fail on a
+// value the user wrote, which hardening never removes.
+var ownChecks = map[string]bool{
+	"allowPrivilegeEscalation": true, "capabilities_baseline": true, "capabilities_restricted": true,
+	"privileged": true, "runAsNonRoot": true, "runAsUser": true, "seccompProfile_baseline": true,
+	"seccompProfile_restricted": true, "hostNamespaces": true,
+}
+
+func corpusDir(t *testing.T) string {
+	dir := os.Getenv("POD_HARDENER_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "corpus")
+	}
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("corpus not found at %s: %v", dir, err)
+		}
+		t.Skipf("corpus not found at %s (set POD_HARDENER_CORPUS)", dir)
+	}
+	return dir
+}
+
+// TestCorpus hardens every real-world manifest and checks the properties
+// the corpus README asks for. It logs the pass counts.
+func TestCorpus(t *testing.T) {
+	dir := corpusDir(t)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if len(files) < 100 {
+		t.Fatalf("only %d corpus files in %s", len(files), dir)
+	}
+	warnCfg := profiles.Default()
+	enforceCfg, err := profiles.Parse([]byte("defaultProfile: strict\nprofiles:\n- name: strict\n  extends: restricted\n  onConflict: enforce\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var workloads, passBefore, passAfter, explicit, passEnforce, enforceOnlyForeign int
+	for _, f := range files {
+		name := filepath.Base(f)
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := &hardenOptions{file: "-"}
+		docs, err := o.run(warnCfg, bytes.NewReader(src))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		edocs, err := o.run(enforceCfg, bytes.NewReader(src))
+		if err != nil {
+			t.Errorf("%s (enforce): %v", name, err)
+			continue
+		}
+		for i, h := range docs {
+			if h.err != nil {
+				t.Errorf("%s %s: %v", name, h.name(), h.err)
+				continue
+			}
+			if d := lostFields(t, h.doc.JSON, h.out); len(d) > 0 {
+				t.Errorf("%s %s: hardening lost or changed %v", name, h.name(), d)
+			}
+			again := (&hardenOptions{}).hardenDoc(warnCfg, manifest.Document{Index: h.doc.Index, JSON: h.out})
+			for _, r := range again.results {
+				if len(r.ops) > 0 {
+					t.Errorf("%s %s: second pass not empty: %+v", name, r.w.Header.ID(), r.ops)
+				}
+			}
+			for j, r := range h.results {
+				workloads++
+				before := judgeIDs(t, r.w.Pod)
+				pod, err := manifest.Extract(h.out, r.w.Pointer)
+				if err != nil {
+					t.Fatal(err)
+				}
+				after := judgeIDs(t, pod)
+				checkAPIValid(t, name+" "+r.w.Header.ID(), r.w.Pod, pod)
+				if len(before) == 0 {
+					passBefore++
+				}
+				if len(after) == 0 {
+					passAfter++
+				}
+				hasForeign := false
+				for id := range before {
+					if !ownChecks[id] {
+						hasForeign = true
+					}
+				}
+				if len(r.res.Conflicts) > 0 || hasForeign {
+					explicit++
+				} else if len(after) > 0 {
+					t.Errorf("%s %s: no explicit unsafe value, yet fails restricted after hardening: %v", name, r.w.Header.ID(), keys(after))
+				}
+				// Enforce: only checks no control owns may still fail.
+				eh := edocs[i]
+				if eh.err != nil {
+					t.Errorf("%s %s (enforce): %v", name, eh.name(), eh.err)
+					continue
+				}
+				epod, _ := manifest.Extract(eh.out, eh.results[j].w.Pointer)
+				checkAPIValid(t, name+" "+r.w.Header.ID()+" (enforce)", r.w.Pod, epod)
+				eafter := judgeIDs(t, epod)
+				if len(eafter) == 0 {
+					passEnforce++
+				}
+				own := []string{}
+				for id := range eafter {
+					if ownChecks[id] {
+						own = append(own, id)
+					}
+				}
+				if len(own) > 0 && !isWindows(epod) && !eafter["windowsHostProcess"] {
+					t.Errorf("%s %s: enforce still fails own checks %v", name, r.w.Header.ID(), own)
+				} else if len(eafter) > 0 {
+					enforceOnlyForeign++
+				}
+			}
+		}
+	}
+	t.Logf("corpus: %d files, %d workloads; restricted before: %d, after (warn): %d; with explicit unsafe values: %d; after (enforce): %d, the other %d fail only checks no control owns (hostPath, hostPorts, volume types...)",
+		len(files), workloads, passBefore, passAfter, explicit, passEnforce, enforceOnlyForeign)
+	if workloads < 150 {
+		t.Errorf("only %d workloads found in the corpus", workloads)
+	}
+}
+
+func isWindows(pod []byte) bool {
+	var p struct {
+		Spec struct {
+			OS *struct{ Name string } `json:"os"`
+		} `json:"spec"`
+	}
+	_ = json.Unmarshal(pod, &p)
+	return p.Spec.OS != nil && p.Spec.OS.Name == "windows"
+}
+
+func judgeIDs(t *testing.T, pod []byte) map[string]bool {
+	t.Helper()
+	p, _, err := pss.DecodePodLenient(pod)
+	if err != nil {
+		t.Fatalf("cannot judge: %v", err)
+	}
+	out := map[string]bool{}
+	for _, f := range pss.Evaluate(p, api.LevelRestricted) {
+		out[f.ID] = true
+	}
+	return out
+}
+
+// checkAPIValid rejects the field combinations the API server refuses:
+// allowPrivilegeEscalation false with privileged or SYS_ADMIN, and any
+// Linux-only field hardening added to a Windows pod.
+func checkAPIValid(t *testing.T, id string, before, after []byte) {
+	t.Helper()
+	var p struct {
+		Spec struct {
+			OS              *struct{ Name string }     `json:"os"`
+			SecurityContext map[string]json.RawMessage `json:"securityContext"`
+			Containers      []containerSC              `json:"containers"`
+			InitContainers  []containerSC              `json:"initContainers"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(after, &p); err != nil {
+		t.Fatalf("%s: %v", id, err)
+	}
+	for _, c := range append(p.Spec.Containers, p.Spec.InitContainers...) {
+		sc := c.SecurityContext
+		if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			continue
+		}
+		if sc.Privileged != nil && *sc.Privileged {
+			t.Errorf("%s: container %s has allowPrivilegeEscalation false and privileged true", id, c.Name)
+		}
+		if sc.Capabilities != nil {
+			for _, a := range sc.Capabilities.Add {
+				if profiles.NormalizeCapability(a) == "SYS_ADMIN" {
+					t.Errorf("%s: container %s has allowPrivilegeEscalation false and adds %s", id, c.Name, a)
+				}
+			}
+		}
+	}
+	if p.Spec.OS != nil && p.Spec.OS.Name == "windows" {
+		if added := linuxOnlyPaths(after); !reflect.DeepEqual(added, linuxOnlyPaths(before)) {
+			t.Errorf("%s: Windows pod got Linux-only fields: before %v after %v", id, linuxOnlyPaths(before), added)
+		}
+	}
+}
+
+type containerSC struct {
+	Name            string `json:"name"`
+	SecurityContext *struct {
+		Privileged               *bool `json:"privileged"`
+		AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation"`
+		Capabilities             *struct {
+			Add []string `json:"add"`
+		} `json:"capabilities"`
+	} `json:"securityContext"`
+}
+
+var linuxOnly = map[string]bool{"seccompProfile": true, "capabilities": true, "privileged": true, "allowPrivilegeEscalation": true,
+	"readOnlyRootFilesystem": true, "runAsUser": true, "runAsGroup": true, "fsGroup": true, "seLinuxOptions": true, "procMount": true}
+
+func linuxOnlyPaths(pod []byte) []string {
+	var v any
+	_ = json.Unmarshal(pod, &v)
+	var out []string
+	var walk func(p string, x any)
+	walk = func(p string, x any) {
+		switch xv := x.(type) {
+		case map[string]any:
+			for k, c := range xv {
+				if linuxOnly[k] && strings.Contains(p, "securityContext") {
+					out = append(out, p+"/"+k)
+				}
+				walk(p+"/"+k, c)
+			}
+		case []any:
+			for i, c := range xv {
+				walk(p+"/"+strconv.Itoa(i), c)
+			}
+		}
+	}
+	walk("", v)
+	sort.Strings(out)
+	return out
+}
+
+// lostFields lists leaf paths of a whose value b lacks or changed.
+func lostFields(t *testing.T, a, b []byte) []string {
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	var walk func(p string, x, y any)
+	walk = func(p string, x, y any) {
+		switch xv := x.(type) {
+		case map[string]any:
+			yv, ok := y.(map[string]any)
+			if !ok {
+				out = append(out, p)
+				return
+			}
+			for k, v := range xv {
+				if v != nil {
+					walk(p+"/"+k, v, yv[k])
+				}
+			}
+		case []any:
+			yv, ok := y.([]any)
+			if !ok || len(yv) < len(xv) {
+				out = append(out, p)
+				return
+			}
+			for i := range xv {
+				walk(p+"/"+strconv.Itoa(i), xv[i], yv[i])
+			}
+		default:
+			if !reflect.DeepEqual(x, y) {
+				out = append(out, p)
+			}
+		}
+	}
+	walk("", x, y)
+	return out
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

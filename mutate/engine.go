@@ -102,14 +102,14 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 	b := &ops{}
 	root := newObj(b, in.Prefix, true, nil, "")
 	h := &hctx{
-		in:      in,
-		pod:     pod,
-		prof:    in.Profile,
-		b:       b,
-		meta:    root.child("metadata", pod.Metadata != nil),
-		spec:    root.child("spec", true),
-		ex:      parseExemptions(pod),
-		res:     &Result{Profile: in.Profile.Name},
+		in:   in,
+		pod:  pod,
+		prof: in.Profile,
+		b:    b,
+		meta: root.child("metadata", pod.Metadata != nil),
+		spec: root.child("spec", true),
+		ex:   parseExemptions(pod),
+		res:  &Result{Profile: in.Profile.Name},
 		// A HostProcess pod is Windows even without spec.os.
 		windows: pod.windows() || pod.hostProcess(),
 	}

@@ -110,7 +110,12 @@ func (c *Config) finish() error {
 		c.Exemptions.OnUnauthorized = ActionWarn
 	}
 	if errs := c.validate(); len(errs) > 0 {
-		return errs.ToAggregate()
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+		}
+		// One error a line: an admin fixing config.yaml reads a list.
+		return fmt.Errorf("%d error(s):\n  %s", len(errs), strings.Join(msgs, "\n  "))
 	}
 	return nil
 }

@@ -78,9 +78,14 @@ func (m *Mode) UnmarshalJSON(b []byte) error {
 			*m = ModeOff
 		}
 	case string:
-		*m = Mode(strings.ToLower(strings.TrimSpace(t)))
-		if *m == "on" {
+		// sigs.k8s.io/yaml hands a bare `off` to a string field as "false".
+		switch v := strings.ToLower(strings.TrimSpace(t)); v {
+		case "on", "true", "yes":
 			*m = ModeDefault
+		case "false", "no":
+			*m = ModeOff
+		default:
+			*m = Mode(v)
 		}
 	default:
 		return fmt.Errorf("control mode must be a string or boolean, got %s", string(b))

@@ -1,0 +1,221 @@
+package profiles
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/viper"
+)
+
+func TestParseErrorsNameTheKey(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown extends", "profiles:\n- name: a\n- name: b\n- name: c\n  extends: strictt\n", []string{`profiles[2].extends: Invalid value: "strictt": unknown profile`}},
+		{"unknown key", "defaultProfle: restricted\n", []string{`unknown field "defaultProfle"`}},
+		{"unknown control", "profiles:\n- name: a\n  controls: {readOnlyRootFilesystm: off}\n", []string{`profiles[0].controls[readOnlyRootFilesystm]`}},
+		{"bad mode", "profiles:\n- name: a\n  controls: {privileged: sometimes}\n", []string{`profiles[0].controls[privileged]: Unsupported value: "sometimes"`}},
+		{"bad onConflict", "profiles:\n- name: a\n  onConflict: ignore\n", []string{`profiles[0].onConflict`}},
+		{"relative writable path", "profiles:\n- name: a\n  writablePaths: [/tmp, var/run]\n", []string{`profiles[0].writablePaths[1]`, "not absolute"}},
+		{"dotdot writable path", "profiles:\n- name: a\n  writablePaths: [/a/../b]\n", []string{`profiles[0].writablePaths[0]`}},
+		{"duplicate name", "profiles:\n- name: a\n- name: a\n", []string{`profiles[1].name: Duplicate value`}},
+		{"shadows builtin", "profiles:\n- name: restricted\n", []string{`profiles[0].name: Duplicate value`}},
+		{"cycle", "profiles:\n- name: a\n  extends: b\n- name: b\n  extends: a\n", []string{"extends cycle"}},
+		{"bad default", "defaultProfile: nope\n", []string{`defaultProfile: Unsupported value: "nope"`}},
+		{"rule without match", "namespaces:\n- profile: baseline\n", []string{`namespaces[0]: Required value`}},
+		{"rule unknown profile", "namespaces:\n- names: [x]\n  profile: nope\n", []string{`namespaces[0].profile`}},
+		{"bad selector", "namespaces:\n- selector: {matchExpressions: [{key: a, operator: Sometimes}]}\n  profile: baseline\n", []string{`namespaces[0].selector`}},
+		{"bad sizeLimit", "profiles:\n- name: a\n  emptyDir: {sizeLimit: lots}\n", []string{`profiles[0].emptyDir.sizeLimit`}},
+		{"bad medium", "profiles:\n- name: a\n  emptyDir: {medium: Disk}\n", []string{`profiles[0].emptyDir.medium`}},
+		{"root uid", "profiles:\n- name: a\n  runAsUser: 0\n", []string{`profiles[0].runAsUser`}},
+		{"bad onUnauthorized", "exemptions: {onUnauthorized: enforce}\n", []string{`exemptions.onUnauthorized`}},
+		{"bad glob", "exemptions: {namespaces: ['[']}\n", []string{`exemptions.namespaces[0]`}},
+		{"not yaml", "profiles: [\n", []string{"parsing config"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("no error for %q", tc.yaml)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestExtendsOverridesOnlyWhatIsSet(t *testing.T) {
+	c, err := Parse([]byte(`
+profiles:
+- name: child
+  extends: parent
+  controls: {capabilities: off}
+- name: parent
+  onConflict: deny
+  writablePaths: [/data]
+  controls: {runAsUser: "on", automountServiceAccountToken: false}
+  runAsUser: 1000
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := c.Profile("child")
+	if p.OnConflict != ActionDeny || p.RunAsUser == nil || *p.RunAsUser != 1000 {
+		t.Errorf("child did not inherit: %+v", p)
+	}
+	if p.Enabled(Capabilities) || !p.Enabled(RunAsUser) || p.Enabled(AutomountServiceAccountToken) || !p.Enabled(SeccompProfile) {
+		t.Errorf("controls: %v", p.Controls)
+	}
+	if len(p.WritablePaths) != 1 || p.WritablePaths[0] != "/data" {
+		t.Errorf("writablePaths %v", p.WritablePaths)
+	}
+	parent, _ := c.Profile("parent")
+	if !parent.Enabled(Capabilities) {
+		t.Errorf("child's override leaked into its parent")
+	}
+	r, _ := c.Profile("restricted")
+	if len(r.WritablePaths) != 1 || r.WritablePaths[0] != "/tmp" {
+		t.Errorf("built-in changed by a custom profile: %v", r.WritablePaths)
+	}
+}
+
+func TestBuiltins(t *testing.T) {
+	c := Default()
+	r, _ := c.Profile("restricted")
+	for _, ctl := range ControlNames {
+		want := ctl != RunAsUser && ctl != AutomountServiceAccountToken
+		if r.Enabled(ctl) != want {
+			t.Errorf("restricted %s enabled=%v", ctl, r.Enabled(ctl))
+		}
+	}
+	p, _ := c.Profile("privileged")
+	for _, ctl := range ControlNames {
+		if p.Enabled(ctl) {
+			t.Errorf("privileged enables %s", ctl)
+		}
+	}
+	b, _ := c.Profile("baseline")
+	if b.Enabled(ReadOnlyRootFilesystem) || !b.Enabled(AllowPrivilegeEscalation) || !b.Enabled(SeccompProfile) || len(b.DropCapabilities) != 0 {
+		t.Errorf("baseline: %+v", b)
+	}
+	if c.DefaultProfile != "restricted" || c.Exemptions.OnUnauthorized != ActionWarn {
+		t.Errorf("defaults: %q %q", c.DefaultProfile, c.Exemptions.OnUnauthorized)
+	}
+}
+
+func TestSelectOrderAndFailSafe(t *testing.T) {
+	c, err := Parse([]byte(`
+profiles: [{name: data}]
+namespaces:
+- names: ["legacy-*"]
+  profile: baseline
+- selector: {matchLabels: {app.kubernetes.io/team: Data}}
+  profile: data
+exemptions:
+  namespaces: [sandbox]
+  subjects: {users: [alice], groups: [admins]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := Authorization{Allowed: true}
+	denied := Authorization{Why: "no"}
+	cases := []struct {
+		name  string
+		facts Facts
+		ann   string
+		auth  Authorization
+		want  string
+		warn  string
+	}{
+		{"annotation honoured", Facts{Namespace: "x", NamespaceKnown: true}, "baseline", allowed, "baseline", ""},
+		{"annotation ignored", Facts{Namespace: "x", NamespaceKnown: true}, "privileged", denied, "restricted", "ignored"},
+		{"unknown annotation falls back", Facts{Namespace: "x", NamespaceKnown: true}, "nope", allowed, "restricted", `unknown profile "nope"`},
+		{"namespace label", Facts{Namespace: "legacy-a", NamespaceKnown: true, NamespaceLabels: map[string]string{LabelProfile: "data"}}, "", denied, "data", ""},
+		{"unknown label falls to rules", Facts{Namespace: "legacy-a", NamespaceKnown: true, NamespaceLabels: map[string]string{LabelProfile: "nope"}}, "", denied, "baseline", "unknown profile"},
+		{"name glob", Facts{Namespace: "legacy-a", NamespaceKnown: true}, "", denied, "baseline", ""},
+		{"selector, dotted label key, case kept", Facts{Namespace: "y", NamespaceKnown: true, NamespaceLabels: map[string]string{"app.kubernetes.io/team": "Data"}}, "", denied, "data", ""},
+		{"selector case-sensitive", Facts{Namespace: "y", NamespaceKnown: true, NamespaceLabels: map[string]string{"app.kubernetes.io/team": "data"}}, "", denied, "restricted", ""},
+		{"default", Facts{Namespace: "y", NamespaceKnown: true}, "", denied, "restricted", ""},
+		{"unknown namespace fails safe", Facts{Namespace: "legacy-a", NamespaceLabels: map[string]string{LabelProfile: "privileged"}}, "", denied, "restricted", "could not be read"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := c.Select(tc.facts, tc.ann, tc.auth)
+			if s.Profile.Name != tc.want {
+				t.Errorf("profile %s, want %s (source %s)", s.Profile.Name, tc.want, s.Source)
+			}
+			w := strings.Join(s.Warnings, "\n")
+			if (tc.warn == "") != (w == "") || !strings.Contains(w, tc.warn) {
+				t.Errorf("warnings %q, want %q", w, tc.warn)
+			}
+		})
+	}
+
+	auth := []struct {
+		name string
+		f    Facts
+		want bool
+	}{
+		{"listed namespace", Facts{Namespace: "sandbox", NamespaceKnown: true}, true},
+		{"labelled namespace", Facts{Namespace: "n", NamespaceKnown: true, NamespaceLabels: map[string]string{LabelAllowExemptions: "true"}}, true},
+		{"label other value", Facts{Namespace: "n", NamespaceKnown: true, NamespaceLabels: map[string]string{LabelAllowExemptions: "yes"}}, false},
+		{"user", Facts{Namespace: "n", NamespaceKnown: true, User: "alice"}, true},
+		{"group", Facts{Namespace: "n", NamespaceKnown: true, Groups: []string{"devs", "admins"}}, true},
+		{"nobody", Facts{Namespace: "n", NamespaceKnown: true, User: "bob"}, false},
+		{"unknown namespace, label unseen", Facts{Namespace: "sandbox", NamespaceLabels: map[string]string{LabelAllowExemptions: "true"}}, false},
+		{"unknown namespace, listed user still counts", Facts{Namespace: "x", User: "alice"}, true},
+	}
+	for _, tc := range auth {
+		t.Run(tc.name, func(t *testing.T) {
+			a := c.AuthorizeExemptions(tc.f)
+			if a.Allowed != tc.want || a.Why == "" {
+				t.Errorf("got %+v, want allowed=%v", a, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadFileAndEnv(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte("profiles: [{name: mine, extends: baseline}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("POD_HARDENER_DEFAULTPROFILE", "mine")
+	t.Setenv("POD_HARDENER_EXEMPTIONS_ONUNAUTHORIZED", "deny")
+	c, err := Load(viper.New(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DefaultProfile != "mine" || c.Exemptions.OnUnauthorized != ActionDeny {
+		t.Errorf("env overrides not applied: %q %q", c.DefaultProfile, c.Exemptions.OnUnauthorized)
+	}
+	t.Setenv("POD_HARDENER_DEFAULTPROFILE", "missing")
+	if _, err := Load(viper.New(), path); err == nil || !strings.Contains(err.Error(), "defaultProfile") {
+		t.Errorf("bad env override accepted: %v", err)
+	}
+	if _, err := Load(viper.New(), filepath.Join(dir, "absent.yaml")); err == nil {
+		t.Error("missing explicit config file accepted")
+	}
+}
+
+func TestShippedConfigIsValid(t *testing.T) {
+	b, err := os.ReadFile("../config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		t.Fatalf("config.yaml: %v", err)
+	}
+	if _, ok := c.Profile("data-team"); !ok {
+		t.Error("config.yaml's example profile missing")
+	}
+}

@@ -75,6 +75,7 @@ type hctx struct {
 	prof    *profiles.Profile
 	b       *ops
 	meta    *obj
+	ann     *obj // metadata.annotations, made once so two new annotations share one add
 	spec    *obj
 	podSC   *obj
 	targets []*target
@@ -213,13 +214,16 @@ func (h *hctx) annotate(key, value string) {
 	if h.pod.Metadata != nil {
 		cur = h.pod.Metadata.Annotations
 	}
+	if h.ann == nil {
+		h.ann = h.meta.child("annotations", cur != nil)
+	}
 	if v, ok := cur[key]; ok {
 		if v != value {
-			h.meta.child("annotations", true).replace(key, value)
+			h.ann.replace(key, value)
 		}
 		return
 	}
-	h.meta.child("annotations", cur != nil).set(key, value)
+	h.ann.set(key, value)
 }
 
 func (h *hctx) warn(format string, args ...any) {

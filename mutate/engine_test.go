@@ -51,3 +51,43 @@ func TestDenyNamesContainerFieldAndAnnotation(t *testing.T) {
 		t.Errorf("denied pod has operations: %v", r.Operations)
 	}
 }
+
+// Two annotations added to a pod without annotations must both land: a
+// second `add /metadata/annotations` would replace the first.
+func TestTwoNewAnnotationsShareOneAdd(t *testing.T) {
+	for _, raw := range []string{
+		`{"metadata":{"name":"p"},"spec":{"containers":[]}}`,
+		`{"metadata":{"name":"p","annotations":null},"spec":{"containers":[]}}`,
+		`{"spec":{"containers":[]}}`,
+	} {
+		pod, err := decodePod([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := &ops{}
+		root := newObj(b, "", true, nil, "")
+		h := &hctx{pod: pod, b: b, meta: root.child("metadata", pod.Metadata != nil)}
+		h.annotate("a", "1")
+		h.annotate("b", "2")
+		out := apply(t, raw, b.list)
+		ann, _ := get(t, out, "metadata.annotations").(map[string]any)
+		if ann["a"] != "1" || ann["b"] != "2" {
+			t.Errorf("%s: annotations %v after %v", raw, ann, b.list)
+		}
+	}
+}
+
+func TestExemptedAnnotationBesideUsers(t *testing.T) {
+	raw := `{"metadata":{"name":"p","annotations":{"pod-hardener.io/exempt-controls":"seccompProfile"}},"spec":{"containers":[{"name":"app"}]}}`
+	in := Input{Profile: profile(t, "restricted"), Auth: profiles.Authorization{Allowed: true}}
+	r := harden(t, raw, in)
+	out := apply(t, raw, r.Operations)
+	ann, _ := get(t, out, "metadata.annotations").(map[string]any)
+	if ann[AnnotationHardened] != "restricted" || ann[AnnotationExempted] != "seccompProfile@pod" || ann[AnnotationExemptControls] != "seccompProfile" {
+		t.Fatalf("annotations %v", ann)
+	}
+	if get(t, out, "spec.securityContext.seccompProfile") != nil {
+		t.Errorf("exempt control applied: %s", out)
+	}
+	mustBeIdempotent(t, out, in)
+}

@@ -1,10 +1,6 @@
 package mutate
 
-import (
-	"strings"
-
-	"github.com/pod-hardener/pod-hardener/profiles"
-)
+import "github.com/pod-hardener/pod-hardener/profiles"
 
 /*
 capabilities: drop what the profile drops (restricted: ALL) and allow adds
@@ -66,12 +62,11 @@ func capabilities(h *hctx, t *target) {
 	}
 }
 
-// hasCapability matches names exactly but for an optional CAP_ prefix: PSS
-// requires the literal "ALL" in drop, so "all" does not count.
+// hasCapability matches names exactly: PSS requires the literal "ALL" in
+// drop, so "all" or "CAP_ALL" does not count and "ALL" is still added.
 func hasCapability(list []string, c string) bool {
-	c = strings.TrimPrefix(c, "CAP_")
 	for _, x := range list {
-		if strings.TrimPrefix(x, "CAP_") == c {
+		if x == c {
 			return true
 		}
 	}

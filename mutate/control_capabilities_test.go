@@ -154,7 +154,6 @@ func TestControlCapabilities(t *testing.T) {
 		},
 		{
 			name: "add CAP_NET_BIND_SERVICE: a conflict, or the output passes PSS restricted",
-			skip: "restricted allows add CAP_NET_BIND_SERVICE (no conflict) but PSS restricted only accepts the literal NET_BIND_SERVICE, so the output fails restricted",
 			pod:  `{"spec":{"containers":[{"name":"app","securityContext":{"capabilities":{"add":["CAP_NET_BIND_SERVICE"]}}}]}}`,
 			want: map[string]any{caps + ".drop": []string{"ALL"}},
 			// Fixed either way: reported as a conflict, or the output passes.
@@ -171,7 +170,6 @@ func TestControlCapabilities(t *testing.T) {
 		},
 		{
 			name: "drop CAP_ALL is not the ALL PSS requires",
-			skip: `hasCapability treats drop "CAP_ALL" as "ALL", so ALL is not appended and the output fails PSS restricted (which wants the literal "ALL")`,
 			pod:  `{"spec":{"containers":[{"name":"app","securityContext":{"capabilities":{"drop":["CAP_ALL"]}}}]}}`,
 			want: map[string]any{caps + ".drop": []string{"CAP_ALL", "ALL"}},
 		},

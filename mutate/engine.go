@@ -160,6 +160,11 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 		h.annotate(AnnotationHardened, in.Profile.Name)
 		if len(h.res.Exempted) > 0 {
 			h.annotate(AnnotationExempted, strings.Join(h.res.Exempted, ","))
+		} else if _, ok := h.pod.Metadata.annotationsOrNil()[AnnotationExempted]; ok {
+			// The audit annotation is ours: a user-written one claiming an
+			// exemption that was not honoured would mislead an audit.
+			h.b.remove(h.meta.path + "/annotations/" + escape(AnnotationExempted))
+			h.warn("annotation %s removed: no exemption was honoured", AnnotationExempted)
 		}
 	}
 	return h.finish(), nil

@@ -91,3 +91,31 @@ func TestExemptedAnnotationBesideUsers(t *testing.T) {
 	}
 	mustBeIdempotent(t, out, in)
 }
+
+func TestExemptFalseRequestsNothing(t *testing.T) {
+	raw := `{"metadata":{"name":"p","annotations":{"pod-hardener.io/exempt":"false"}},"spec":{"containers":[{"name":"app"}]}}`
+	r := harden(t, raw, Input{Profile: profile(t, "restricted"), Auth: profiles.Authorization{Why: "not allowed here"}, OnUnauthorized: profiles.ActionDeny})
+	if r.Denied || r.Refused {
+		t.Fatalf("exempt=false was treated as an exemption request: %+v", r)
+	}
+	out := apply(t, raw, r.Operations)
+	if f := restrictedFailures(t, out); len(f) != 0 {
+		t.Errorf("not hardened: %v", f)
+	}
+}
+
+// The exempted annotation is an audit record: a user cannot plant one.
+func TestSpoofedExemptedAnnotationRemoved(t *testing.T) {
+	raw := `{"metadata":{"name":"p","annotations":{"pod-hardener.io/exempted":"*","team":"x"}},"spec":{"containers":[{"name":"app"}]}}`
+	in := Input{Profile: profile(t, "restricted")}
+	r := harden(t, raw, in)
+	out := apply(t, raw, r.Operations)
+	ann, _ := get(t, out, "metadata.annotations").(map[string]any)
+	if _, ok := ann[AnnotationExempted]; ok || ann["team"] != "x" || ann[AnnotationHardened] != "restricted" {
+		t.Fatalf("annotations %v", ann)
+	}
+	if !strings.Contains(strings.Join(r.Warnings, "\n"), "removed") {
+		t.Errorf("no warning about the removal: %q", r.Warnings)
+	}
+	mustBeIdempotent(t, out, in)
+}

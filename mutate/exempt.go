@@ -55,9 +55,10 @@ func parseExemptions(p *podView) *exemptions {
 		case k == profiles.AnnotationProfile:
 			e.requested = true
 		case k == AnnotationExempt:
-			e.requested = true
+			// "false" asks for nothing, so it never trips onUnauthorized: deny.
 			switch strings.TrimSpace(strings.ToLower(v)) {
 			case "true":
+				e.requested = true
 				e.wholePod = true
 			case "false", "":
 			default:

@@ -121,6 +121,13 @@ func decodePod(raw []byte) (*podView, error) {
 	return &p, nil
 }
 
+func (m *metaView) annotationsOrNil() map[string]string {
+	if m == nil {
+		return nil
+	}
+	return m.Annotations
+}
+
 func (p *podView) annotation(key string) string {
 	if p.Metadata == nil {
 		return ""

@@ -147,10 +147,12 @@ func (p *Profile) ConflictAction(control string) Action {
 	return p.OnConflict
 }
 
-// CapabilityAllowed reports whether adding capability c is allowed; the
-// CAP_ prefix is optional on both sides, as container runtimes accept both.
+// CapabilityAllowed reports whether adding capability c is allowed. The
+// profile may write an entry with or without CAP_, but the pod's value must
+// be the bare upper-case name: Pod Security Standards accept only that
+// spelling, so CAP_NET_BIND_SERVICE would fail restricted despite the
+// runtime taking it.
 func (p *Profile) CapabilityAllowed(c string) bool {
-	c = NormalizeCapability(c)
 	for _, a := range p.AllowedCapabilities {
 		if NormalizeCapability(a) == c {
 			return true

@@ -68,6 +68,9 @@ type Config struct {
 	Profiles       []ProfileSpec   `json:"profiles,omitempty"`
 	Namespaces     []NamespaceRule `json:"namespaces,omitempty"`
 	Exemptions     Exemptions      `json:"exemptions,omitempty"`
+	// Server holds `pod-hardener serve` settings; flags and environment
+	// variables override them.
+	Server map[string]any `json:"server,omitempty"`
 
 	resolved map[string]*Profile
 }

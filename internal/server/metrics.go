@@ -1,0 +1,104 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pod-hardener/pod-hardener/mutate"
+)
+
+// Metrics are pod-hardener's own Prometheus metrics; kubewebhook's
+// recorder adds the review latency histogram beside them.
+type Metrics struct {
+	Reviews           *prometheus.CounterVec
+	Patches           *prometheus.CounterVec
+	Exemptions        *prometheus.CounterVec
+	Conflicts         *prometheus.CounterVec
+	ConfigReloads     *prometheus.CounterVec
+	NamespaceFailures prometheus.Counter
+	Panics            prometheus.Counter
+	BadRequests       *prometheus.CounterVec
+	CertReloads       *prometheus.CounterVec
+}
+
+// NewMetrics registers the metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Reviews: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_reviews_total",
+			Help: "Admission reviews by operation and result (hardened, unchanged, denied, skipped, error)."}, []string{"operation", "result"}),
+		Patches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_patches_total",
+			Help: "Fields set by hardening, by profile and control."}, []string{"profile", "control"}),
+		Exemptions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_exemptions_total",
+			Help: "Exemption requests by result (honoured, refused)."}, []string{"result"}),
+		Conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_conflicts_total",
+			Help: "Explicit unsafe values by control and action (warn, enforce, deny)."}, []string{"control", "action"}),
+		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_config_reloads_total",
+			Help: "config.yaml reloads by result (success, error)."}, []string{"result"}),
+		NamespaceFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "pod_hardener_namespace_lookup_failures_total",
+			Help: "Namespace lookups that failed; the pod was hardened with the default profile and no exemption."}),
+		Panics: prometheus.NewCounter(prometheus.CounterOpts{Name: "pod_hardener_panics_total",
+			Help: "Panics recovered while serving a request."}),
+		BadRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_bad_requests_total",
+			Help: "Requests refused before review, by HTTP status."}, []string{"code"}),
+		CertReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_certificate_reloads_total",
+			Help: "Serving certificate reloads by result (success, error)."}, []string{"result"}),
+	}
+	reg.MustRegister(m.Reviews, m.Patches, m.Exemptions, m.Conflicts, m.ConfigReloads, m.NamespaceFailures, m.Panics, m.BadRequests, m.CertReloads)
+	return m
+}
+
+// The methods below accept a nil receiver, so decisions run without
+// metrics in tests.
+
+func (m *Metrics) observe(r *mutate.Result) {
+	if m == nil {
+		return
+	}
+	for _, c := range r.Changes {
+		m.Patches.WithLabelValues(r.Profile, c.Control).Inc()
+	}
+	for _, c := range r.Conflicts {
+		m.Conflicts.WithLabelValues(c.Control, string(c.Action)).Inc()
+	}
+	if len(r.Exempted) > 0 {
+		m.Exemptions.WithLabelValues("honoured").Inc()
+	}
+	if r.Refused {
+		m.Exemptions.WithLabelValues("refused").Inc()
+	}
+}
+
+func (m *Metrics) review(op, result string) {
+	if m != nil {
+		m.Reviews.WithLabelValues(op, result).Inc()
+	}
+}
+
+func (m *Metrics) namespaceFailure() {
+	if m != nil {
+		m.NamespaceFailures.Inc()
+	}
+}
+
+func (m *Metrics) panicked() {
+	if m != nil {
+		m.Panics.Inc()
+	}
+}
+
+func (m *Metrics) badRequest(code string) {
+	if m != nil {
+		m.BadRequests.WithLabelValues(code).Inc()
+	}
+}
+
+func (m *Metrics) configReload(result string) {
+	if m != nil {
+		m.ConfigReloads.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) certReload(result string) {
+	if m != nil {
+		m.CertReloads.WithLabelValues(result).Inc()
+	}
+}

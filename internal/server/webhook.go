@@ -1,0 +1,255 @@
+package server
+
+// This is the only file that imports kubewebhook: its HTTP handler decodes
+// the AdmissionReview and encodes the response, its measured-webhook
+// wrapper feeds the latency histogram, and our Webhook returns the engine's
+// own operations as the patch (never a diff of a re-marshalled object,
+// which would drop fields this build does not know).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	kwhhttp "github.com/slok/kubewebhook/v2/pkg/http"
+	kwhlog "github.com/slok/kubewebhook/v2/pkg/log"
+	kwhprom "github.com/slok/kubewebhook/v2/pkg/metrics/prometheus"
+	kwhmodel "github.com/slok/kubewebhook/v2/pkg/model"
+	kwhwebhook "github.com/slok/kubewebhook/v2/pkg/webhook"
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	admissionv1beta1 "k8s.io/api/admission/v1beta1"
+)
+
+// MaxBodyBytes is the largest AdmissionReview accepted; larger bodies get
+// 413. The API server's own limit for an object is 3 MiB, and a review
+// carries the object twice at most.
+const MaxBodyBytes = 6 << 20
+
+// webhookID names the webhook in kubewebhook's metrics.
+const webhookID = "pod-hardener"
+
+type hardenWebhook struct {
+	d   *Decider
+	log *slog.Logger
+}
+
+func (w *hardenWebhook) ID() string                 { return webhookID }
+func (w *hardenWebhook) Kind() kwhmodel.WebhookKind { return kwhmodel.WebhookKindMutating }
+
+func (w *hardenWebhook) Review(ctx context.Context, ar kwhmodel.AdmissionReview) (kwhmodel.AdmissionResponse, error) {
+	req := toRequest(&ar)
+	dec, err := w.d.Decide(ctx, req)
+	if err != nil {
+		w.d.metrics.review(req.Operation, "error")
+		return nil, err
+	}
+	w.d.metrics.review(req.Operation, dec.Outcome)
+	if h, ok := ctx.Value(auditKey{}).(*auditHolder); ok {
+		h.annotations = dec.AuditAnnotations
+	}
+	if dec.Outcome != "skipped" {
+		w.log.Info("review", "uid", req.UID, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation,
+			"subresource", req.SubResource, "user", req.User, "outcome", dec.Outcome, "profile", dec.AuditAnnotations["profile"],
+			"warnings", len(dec.Warnings), "dryRun", req.DryRun)
+	}
+	if !dec.Allowed {
+		return &kwhmodel.ValidatingAdmissionResponse{ID: req.UID, Allowed: false, Message: dec.Message, Warnings: dec.Warnings}, nil
+	}
+	return &kwhmodel.MutatingAdmissionResponse{ID: req.UID, JSONPatchPatch: dec.Patch, Warnings: dec.Warnings}, nil
+}
+
+func toRequest(ar *kwhmodel.AdmissionReview) *Request {
+	r := &Request{
+		UID:       ar.ID,
+		Operation: strings.ToUpper(string(ar.Operation)),
+		Namespace: ar.Namespace,
+		Name:      ar.Name,
+		Object:    ar.NewObjectRaw,
+		OldObject: ar.OldObjectRaw,
+		DryRun:    ar.DryRun,
+		User:      ar.UserInfo.Username,
+		Groups:    ar.UserInfo.Groups,
+	}
+	// The model drops the resource and subresource; the original review has
+	// them, and they decide what is hardened.
+	switch o := ar.OriginalAdmissionReview.(type) {
+	case *admissionv1.AdmissionReview:
+		r.Group, r.Resource, r.SubResource = o.Request.Resource.Group, o.Request.Resource.Resource, o.Request.SubResource
+	case *admissionv1beta1.AdmissionReview:
+		r.Group, r.Resource, r.SubResource = o.Request.Resource.Group, o.Request.Resource.Resource, o.Request.SubResource
+	}
+	return r
+}
+
+type auditKey struct{}
+
+// auditHolder carries audit annotations from Review to the HTTP layer,
+// since kubewebhook's response model has no field for them.
+type auditHolder struct{ annotations map[string]string }
+
+// NewHandler returns the /mutate handler: body limit (413), panic recovery,
+// kubewebhook's handler around our measured webhook, and audit annotations
+// added to the response.
+func NewHandler(d *Decider, reg prometheus.Registerer, logger *slog.Logger) (http.Handler, error) {
+	var wh kwhwebhook.Webhook = &hardenWebhook{d: d, log: logger}
+	if reg != nil {
+		rec, err := kwhprom.NewRecorder(kwhprom.RecorderConfig{Registry: reg})
+		if err != nil {
+			return nil, fmt.Errorf("kubewebhook metrics recorder: %w", err)
+		}
+		wh = kwhwebhook.NewMeasuredWebhook(rec, wh)
+	}
+	inner, err := kwhhttp.HandlerFor(kwhhttp.HandlerConfig{Webhook: wh, Logger: kwhLogger{l: logger}})
+	if err != nil {
+		return nil, fmt.Errorf("kubewebhook handler: %w", err)
+	}
+	return &guard{next: inner, metrics: d.metrics, log: logger}, nil
+}
+
+// guard is the outer layer of /mutate.
+type guard struct {
+	next    http.Handler
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			g.metrics.panicked()
+			g.log.Error("panic serving a review", "panic", fmt.Sprint(p))
+			http.Error(w, "internal error: the review panicked; see the webhook's log", http.StatusInternalServerError)
+		}
+	}()
+	if r.Method != http.MethodPost {
+		g.metrics.badRequest("405")
+		http.Error(w, "POST an AdmissionReview", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.ContentLength > MaxBodyBytes {
+		g.refuseTooLarge(w)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		g.metrics.badRequest("400")
+		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(body) > MaxBodyBytes {
+		g.refuseTooLarge(w)
+		return
+	}
+	holder := &auditHolder{}
+	r = r.WithContext(context.WithValue(r.Context(), auditKey{}, holder))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	rec := &recorder{header: http.Header{}, code: http.StatusOK}
+	g.next.ServeHTTP(rec, r)
+	out := rec.body.Bytes()
+	if rec.code == http.StatusBadRequest {
+		g.metrics.badRequest("400")
+	}
+	if rec.code == http.StatusOK && len(holder.annotations) > 0 {
+		if b, err := withAuditAnnotations(out, holder.annotations); err == nil {
+			out = b
+		} else {
+			g.log.Warn("could not add audit annotations", "error", err)
+		}
+	}
+	for k, v := range rec.header {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(rec.code)
+	_, _ = w.Write(out)
+}
+
+func (g *guard) refuseTooLarge(w http.ResponseWriter) {
+	g.metrics.badRequest("413")
+	http.Error(w, fmt.Sprintf("AdmissionReview larger than %d bytes", MaxBodyBytes), http.StatusRequestEntityTooLarge)
+}
+
+// withAuditAnnotations adds audit annotations to an encoded v1 response
+// (v1beta1 has the same field).
+func withAuditAnnotations(resp []byte, ann map[string]string) ([]byte, error) {
+	var ar map[string]json.RawMessage
+	if err := json.Unmarshal(resp, &ar); err != nil {
+		return nil, err
+	}
+	var r map[string]json.RawMessage
+	if err := json.Unmarshal(ar["response"], &r); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(ann)
+	if err != nil {
+		return nil, err
+	}
+	r["auditAnnotations"] = b
+	if ar["response"], err = json.Marshal(r); err != nil {
+		return nil, err
+	}
+	return json.Marshal(ar)
+}
+
+// recorder buffers kubewebhook's response so the guard can complete it.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+	wrote  bool
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code, r.wrote = code, true
+	}
+}
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.body.Write(b)
+}
+
+// kwhLogger sends kubewebhook's log lines to slog. Values are kept as
+// given and turned into slog attributes only when a line is logged, since
+// kubewebhook attaches a dozen values to every request.
+type kwhLogger struct {
+	l  *slog.Logger
+	kv []kwhlog.Kv
+}
+
+func (k kwhLogger) log(level slog.Level, f string, a []any) {
+	if !k.l.Enabled(context.Background(), level) {
+		return
+	}
+	var args []any
+	for _, kv := range k.kv {
+		for key, v := range kv {
+			args = append(args, key, v)
+		}
+	}
+	k.l.Log(context.Background(), level, fmt.Sprintf(f, a...), args...)
+}
+
+// kubewebhook logs every handled review at info: that is our debug.
+func (k kwhLogger) Infof(f string, a ...any)    { k.log(slog.LevelDebug, f, a) }
+func (k kwhLogger) Warningf(f string, a ...any) { k.log(slog.LevelWarn, f, a) }
+func (k kwhLogger) Errorf(f string, a ...any)   { k.log(slog.LevelError, f, a) }
+func (k kwhLogger) Debugf(f string, a ...any)   { k.log(slog.LevelDebug, f, a) }
+func (k kwhLogger) WithValues(kv kwhlog.Kv) kwhlog.Logger {
+	return kwhLogger{l: k.l, kv: append(k.kv[:len(k.kv):len(k.kv)], kv)}
+}
+func (k kwhLogger) WithCtxValues(ctx context.Context) kwhlog.Logger {
+	return k.WithValues(kwhlog.ValuesFromCtx(ctx))
+}
+func (k kwhLogger) SetValuesOnCtx(parent context.Context, values kwhlog.Kv) context.Context {
+	return kwhlog.CtxWithValues(parent, values)
+}

@@ -116,4 +116,3 @@ func camelToKebab(s string) string {
 	}
 	return b.String()
 }
-

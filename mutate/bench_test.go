@@ -1,0 +1,184 @@
+package mutate
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// The engine's cost target: at most 2x "the floor", the least any webhook
+// built on typed objects pays: decoding the pod into corev1.Pod and
+// encoding it again (before any diff such as jsonpatch.CreatePatch, which
+// PITFALLS.md measured at ~57% of kubewebhook's CPU).
+//
+//	go test -run XXX -bench . -benchmem ./mutate/
+//	BENCH_RATIO=1 go test -run TestBenchRatio -v ./mutate/
+
+type benchPod struct {
+	name string
+	raw  []byte
+}
+
+// benchContainer is a realistic container of a Deployment's pod, as the
+// API server sends it (defaults filled in).
+func benchContainer(name string, env int) map[string]any {
+	envs := make([]any, 0, env)
+	for i := 0; i < env; i++ {
+		envs = append(envs, map[string]any{"name": fmt.Sprintf("SETTING_%04d", i), "value": fmt.Sprintf("value-%d", i)})
+	}
+	return map[string]any{
+		"name":                     name,
+		"image":                    "registry.example/team/" + name + ":1.24.3",
+		"imagePullPolicy":          "IfNotPresent",
+		"args":                     []any{"--port=8080", "--log-level=info"},
+		"ports":                    []any{map[string]any{"name": "http", "containerPort": 8080, "protocol": "TCP"}},
+		"env":                      envs,
+		"resources":                map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "128Mi"}, "limits": map[string]any{"memory": "256Mi"}},
+		"volumeMounts":             []any{map[string]any{"name": "config", "mountPath": "/etc/app", "readOnly": true}},
+		"readinessProbe":           map[string]any{"httpGet": map[string]any{"path": "/healthz", "port": 8080, "scheme": "HTTP"}, "periodSeconds": 10, "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
+		"terminationMessagePath":   "/dev/termination-log",
+		"terminationMessagePolicy": "File",
+	}
+}
+
+func benchPodJSON(containers, initContainers, env int) []byte {
+	cs := make([]any, containers)
+	for i := range cs {
+		e := 3
+		if i == 0 {
+			e = env
+		}
+		cs[i] = benchContainer(fmt.Sprintf("app-%d", i), e)
+	}
+	pod := map[string]any{
+		"apiVersion": "v1",
+		"kind":       "Pod",
+		"metadata": map[string]any{
+			"generateName":      "web-5d8c7f-",
+			"namespace":         "apps",
+			"creationTimestamp": nil,
+			"labels":            map[string]any{"app": "web", "pod-template-hash": "5d8c7f"},
+			"annotations":       map[string]any{"prometheus.io/scrape": "true"},
+			"ownerReferences":   []any{map[string]any{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8c7f", "uid": "d9607e19-f88f-11e6-a518-42010a800195", "controller": true, "blockOwnerDeletion": true}},
+		},
+		"spec": map[string]any{
+			"containers":                    cs,
+			"volumes":                       []any{map[string]any{"name": "config", "configMap": map[string]any{"name": "web-config", "defaultMode": 420}}},
+			"restartPolicy":                 "Always",
+			"terminationGracePeriodSeconds": 30,
+			"dnsPolicy":                     "ClusterFirst",
+			"serviceAccountName":            "web",
+			"schedulerName":                 "default-scheduler",
+			"enableServiceLinks":            true,
+			"preemptionPolicy":              "PreemptLowerPriority",
+			"priority":                      0,
+			"tolerations": []any{
+				map[string]any{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+			},
+		},
+		"status": map[string]any{},
+	}
+	if initContainers > 0 {
+		ics := make([]any, initContainers)
+		for i := range ics {
+			ics[i] = benchContainer(fmt.Sprintf("init-%d", i), 2)
+		}
+		pod["spec"].(map[string]any)["initContainers"] = ics
+	}
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		panic(err)
+	}
+	return raw
+}
+
+var benchPods = []benchPod{
+	{"small", benchPodJSON(2, 1, 3)},
+	{"containers50", benchPodJSON(50, 0, 3)},
+	{"env1000", benchPodJSON(1, 0, 1000)},
+}
+
+func benchFloor(raw []byte) func(b *testing.B) {
+	return func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			var p corev1.Pod
+			if err := json.Unmarshal(raw, &p); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := json.Marshal(&p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+func benchHarden(raw []byte) func(b *testing.B) {
+	return func(b *testing.B) {
+		in := Input{Profile: profile(b, "restricted")}
+		// The work measured must be real work: the patch applies and
+		// hardens every container.
+		r := harden(b, string(raw), in)
+		if f := restrictedFailures(b, apply(b, string(raw), r.Operations)); len(f) != 0 {
+			b.Fatalf("benchmark pod not hardened: %v", f)
+		}
+		b.ReportAllocs()
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			r, err := Harden(raw, in)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := Patch(r.Operations); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+func BenchmarkFloor(b *testing.B) {
+	for _, p := range benchPods {
+		b.Run(p.name, benchFloor(p.raw))
+	}
+}
+
+func BenchmarkHarden(b *testing.B) {
+	for _, p := range benchPods {
+		b.Run(p.name, benchHarden(p.raw))
+	}
+}
+
+// TestBenchRatio checks the target: the engine costs at most 2x the floor
+// in time and in allocations, on each benchmark pod. Timing depends on the
+// machine, so it runs only when asked (BENCH_RATIO=1).
+func TestBenchRatio(t *testing.T) {
+	if os.Getenv("BENCH_RATIO") != "1" {
+		t.Skip("set BENCH_RATIO=1 to compare the engine with the typed round trip")
+	}
+	const limit = 2.0
+	for _, p := range benchPods {
+		floor := testing.Benchmark(benchFloor(p.raw))
+		hard := testing.Benchmark(benchHarden(p.raw))
+		if floor.N == 0 || hard.N == 0 {
+			t.Fatalf("%s: benchmark did not run (floor N=%d, harden N=%d)", p.name, floor.N, hard.N)
+		}
+		nsRatio := float64(hard.NsPerOp()) / float64(floor.NsPerOp())
+		allocRatio := float64(hard.AllocsPerOp()) / float64(floor.AllocsPerOp())
+		byteRatio := float64(hard.AllocedBytesPerOp()) / float64(floor.AllocedBytesPerOp())
+		t.Logf("%-13s %6d B pod | floor %9d ns/op %8d B/op %6d allocs/op | harden %9d ns/op %8d B/op %6d allocs/op | ratio time %.2f, allocs %.2f, bytes %.2f",
+			p.name, len(p.raw),
+			floor.NsPerOp(), floor.AllocedBytesPerOp(), floor.AllocsPerOp(),
+			hard.NsPerOp(), hard.AllocedBytesPerOp(), hard.AllocsPerOp(),
+			nsRatio, allocRatio, byteRatio)
+		if nsRatio > limit {
+			t.Errorf("%s: harden takes %.2fx the floor's time (limit %.0fx)", p.name, nsRatio, limit)
+		}
+		if allocRatio > limit {
+			t.Errorf("%s: harden makes %.2fx the floor's allocations (limit %.0fx)", p.name, allocRatio, limit)
+		}
+	}
+}

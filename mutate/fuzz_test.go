@@ -1,0 +1,259 @@
+package mutate
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/pod-hardener/pod-hardener/profiles"
+)
+
+// FuzzHarden feeds arbitrary bytes to the engine, as the offline CLI may
+// (PITFALLS.md: placeholders where integers belong, explicit nulls, fields
+// from newer API versions). Properties, for each built-in way of handling
+// conflicts:
+//   - Harden never panics;
+//   - on error it returns no result;
+//   - a denied pod has no operations;
+//   - on success the input is a JSON object, the patch applies to it with
+//     evanphx/json-patch, and a second pass over the output is empty.
+//
+// The seeds below and in testdata/fuzz/FuzzHarden run with every `go test`;
+// explore further with
+//
+//	go test ./mutate/ -run XXX -fuzz FuzzHarden -fuzztime 60s
+func FuzzHarden(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(`{"spec":{"containers":[{"name":"a","xFuture":` + strings.Repeat("[", 500) + strings.Repeat("]", 500) + `}]}}`))
+	f.Add([]byte(`{"spec":{"containers":[{"name":"a","xFuture":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}]}}`))
+	for i := uint64(0); i < 4; i++ {
+		g := &propGen{r: rand.New(rand.NewPCG(propSeed, i))}
+		f.Add(g.pod())
+	}
+	modes := []*profiles.Profile{
+		profile(f, "restricted"),
+		profile(f, "restricted", onConflict(profiles.ActionEnforce)),
+		profile(f, "restricted", onConflict(profiles.ActionDeny)),
+		profile(f, "baseline"),
+	}
+	// An UPDATE of pods/ephemeralcontainers adding containers of these names.
+	ephemeral := map[string]bool{"debug": true, "e0": true, "a": true, "": true}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, p := range modes {
+			fuzzCheck(t, data, Input{Profile: p})
+		}
+		fuzzCheck(t, data, Input{Profile: modes[0], EphemeralOnly: ephemeral})
+	})
+}
+
+var fuzzSeeds = []string{
+	// Valid pods.
+	plainPodForFuzz,
+	`{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"web-","annotations":{"pod-hardener.io/writable-paths":"/var/cache,/var/run","writable-paths.pod-hardener.io/app":"/data","a/b~c":"x"}},"spec":{"initContainers":[{"name":"sidecar","restartPolicy":"Always"}],"containers":[{"name":"app","securityContext":{"privileged":true,"allowPrivilegeEscalation":true,"capabilities":{"add":["SYS_ADMIN","NET_BIND_SERVICE"],"drop":["NET_RAW"]},"runAsUser":0,"seccompProfile":{"type":"Unconfined"},"readOnlyRootFilesystem":false},"volumeMounts":[{"name":"t","mountPath":"/tmp"}]}],"ephemeralContainers":[{"name":"debug"}],"volumes":[{"name":"t","emptyDir":{}}],"hostNetwork":true,"hostPID":true,"hostIPC":true,"securityContext":{"runAsNonRoot":false,"runAsUser":0}}}`,
+	`{"spec":{"containers":[{"name":"a"}],"ephemeralContainers":[{"name":"e0","targetContainerName":"a"},{"name":"debug","securityContext":{"privileged":true}}]}}`,
+	`{"spec":{"hostUsers":false,"containers":[{"name":"a","securityContext":{"runAsUser":0}}]}}`,
+	`{"metadata":{"annotations":{"pod-hardener.io/exempt":"true","pod-hardener.io/exempt-controls":"nope,privileged","exempt.pod-hardener.io/ghost":"capabilities"}},"spec":{"containers":[{"name":"a"}]}}`,
+	// Windows.
+	`{"metadata":{"name":"win"},"spec":{"os":{"name":"windows"},"securityContext":{"windowsOptions":{"runAsUserName":"ContainerUser"}},"containers":[{"name":"a","image":"mcr.microsoft.com/windows/nanoserver:ltsc2022"}]}}`,
+	`{"spec":{"os":{"name":"windows"},"hostNetwork":true,"securityContext":{"windowsOptions":{"hostProcess":true,"runAsUserName":"NT AUTHORITY\\SYSTEM"}},"containers":[{"name":"a"}]}}`,
+	// Null-heavy.
+	`{"metadata":null,"spec":{"securityContext":null,"os":null,"volumes":null,"initContainers":null,"ephemeralContainers":null,"hostNetwork":null,"containers":[{"name":null,"securityContext":{"privileged":null,"allowPrivilegeEscalation":null,"capabilities":{"add":null,"drop":null},"seccompProfile":null,"runAsUser":null},"volumeMounts":null}]}}`,
+	`{"metadata":{"annotations":null,"creationTimestamp":null},"spec":{"containers":[{"name":"a","securityContext":null}],"securityContext":{"seccompProfile":null,"runAsNonRoot":null}}}`,
+	// Broken JSON and non-objects.
+	``, `{`, `{"spec":`, `{"spec":{"containers":[{"name":"a"}`, `null`, `[]`, `"pod"`, `42`, `{}`,
+	`{"spec":null}`, `{"spec":{}}`, `{"spec":{}}x`, `{"spec":{}}{"spec":{}}`, "\xef\xbb\xbf{\"spec\":{}}",
+	// Huge numbers and placeholders where integers belong.
+	`{"spec":{"securityContext":{"runAsUser":99999999999999999999999},"containers":[]}}`,
+	`{"spec":{"containers":[{"name":"a","securityContext":{"runAsUser":1e400}}]}}`,
+	`{"spec":{"containers":[{"name":"a","securityContext":{"runAsUser":-1}}]}}`,
+	`{"spec":{"containers":[{"name":"a","securityContext":{"runAsUser":1.5}}]}}`,
+	`{"spec":{"containers":[{"name":"a","ports":[{"containerPort":"PORT"}],"xFuture":1e999999}]}}`,
+	// Wrong types.
+	`{"spec":{"containers":"x"}}`,
+	`{"spec":{"containers":[{"name":"a","securityContext":[]}]}}`,
+	`{"spec":{"containers":[{"name":"a","securityContext":{"privileged":"true"}}]}}`,
+	`{"spec":{"containers":[{"name":7}]}}`,
+	`{"spec":{"hostNetwork":"yes","containers":[]}}`,
+	`{"metadata":"x","spec":{}}`,
+	`{"metadata":{"annotations":{"a":1}},"spec":{}}`,
+	`{"spec":{"volumes":{"name":"v"},"containers":[{"name":"a"}]}}`,
+	// Escapes and odd strings.
+	`{"sp\u0065c":{"containers":[{"n\u0061me":"\u00e9","securityContext":{}}]}}`,
+	`{"metadata":{"annotations":{"pod-hardener.io/writable-paths":"/\u0000,/a:b,/ok"}},"spec":{"containers":[{"name":"a/b~c"}]}}`,
+}
+
+const plainPodForFuzz = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","creationTimestamp":null,"namespace":"apps"},"spec":{"containers":[{"name":"nginx","image":"nginx","futureField":{"x":1}}],"futureSpecField":[1,2,3]}}`
+
+func fuzzCheck(t *testing.T, data []byte, in Input) {
+	t.Helper()
+	res, err := Harden(data, in)
+	if err != nil {
+		if res != nil {
+			t.Fatalf("error %v, yet a result: %+v", err, res)
+		}
+		return
+	}
+	if res == nil {
+		t.Fatalf("no error and no result")
+	}
+	if res.Denied {
+		if len(res.Operations) != 0 {
+			t.Fatalf("denied, yet operations: %+v", res.Operations)
+		}
+		return
+	}
+	if !fuzzIsObject(data) {
+		t.Fatalf("hardened something that is not a JSON object: %q", data)
+	}
+	pb, err := Patch(res.Operations)
+	if err != nil {
+		t.Fatalf("encoding the patch: %v", err)
+	}
+	patch, err := jsonpatch.DecodePatch(pb)
+	if err != nil {
+		t.Fatalf("the patch does not decode: %v\n%s", err, pb)
+	}
+	out, err := patch.Apply(data)
+	if err != nil {
+		fuzzFail(t, data, "the patch does not apply: %v\npatch %s", err, pb)
+		return
+	}
+	res2, err := Harden(out, in)
+	if err != nil {
+		fuzzFail(t, data, "the engine cannot read its own output: %v\noutput %s", err, out)
+		return
+	}
+	if len(res2.Operations) != 0 {
+		pb2, _ := Patch(res2.Operations)
+		fuzzFail(t, data, "second pass not empty: %s\npatch %s\noutput %s", pb2, pb, out)
+	}
+}
+
+// fuzzFail fails, unless the input belongs to a known engine bug (see
+// TestPropertyKnownBugs): then it skips, so fuzzing goes on finding new ones.
+func fuzzFail(t *testing.T, data []byte, format string, args ...any) {
+	t.Helper()
+	if bug := fuzzKnownBug(data); bug != "" {
+		t.Skipf("BUG (%s): "+format, append([]any{bug}, args...)...)
+	}
+	t.Fatalf("input %q: "+format, append([]any{data}, args...)...)
+}
+
+func fuzzIsObject(data []byte) bool {
+	t := bytes.TrimSpace(data)
+	return json.Valid(t) && len(t) > 0 && t[0] == '{'
+}
+
+// fuzzViewKeys are the JSON keys the engine decodes (pod.go's views).
+var fuzzViewKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		for i := 0; i < t.NumField(); i++ {
+			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" {
+				keys[name] = true
+			}
+			walk(t.Field(i).Type)
+		}
+	}
+	walk(reflect.TypeOf(podView{}))
+	return keys
+}()
+
+// fuzzKnownBug names the known engine bug an input triggers, or "".
+func fuzzKnownBug(data []byte) string {
+	// Duplicate keys, and keys encoding/json folds onto a view's field.
+	d := json.NewDecoder(bytes.NewReader(data))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		expect bool // the next token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			break
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.expect {
+			if k, ok := tok.(string); ok {
+				if top.keys[k] {
+					return "duplicateKey"
+				}
+				top.keys[k] = true
+				if !fuzzViewKeys[k] {
+					for v := range fuzzViewKeys {
+						if strings.EqualFold(k, v) {
+							return "caseFoldedKey"
+						}
+					}
+				}
+				top.expect = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, keys: map[string]bool{}, expect: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value ended: the enclosing object expects a key again.
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].expect = true
+		}
+	}
+	// A null entry in a container list.
+	var pod struct {
+		Spec map[string]json.RawMessage `json:"spec"`
+	}
+	if json.Unmarshal(data, &pod) == nil {
+		for _, kind := range []string{kindContainers, kindInitContainers, kindEphemeralContainers} {
+			var list []json.RawMessage
+			if json.Unmarshal(pod.Spec[kind], &list) != nil {
+				continue
+			}
+			for _, c := range list {
+				if string(bytes.TrimSpace(c)) == "null" {
+					return "nullContainer"
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func TestFuzzKnownBugClassifier(t *testing.T) {
+	for key, want := range map[string]string{"nullContainer": "nullContainer", "caseFoldedKey": "caseFoldedKey", "duplicateKey": "duplicateKey"} {
+		if got := fuzzKnownBug([]byte(propBugCases[key].raw)); got != want {
+			t.Errorf("%s: classified as %q", propBugCases[key].raw, got)
+		}
+	}
+	for _, s := range []string{plainPodForFuzz, fuzzSeeds[1], `{"a":{"b":1},"c":[{"b":2},{"b":3}],"b":4}`} {
+		if got := fuzzKnownBug([]byte(s)); got != "" {
+			t.Errorf("%s: classified as %q", s, got)
+		}
+	}
+}

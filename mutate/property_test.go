@@ -173,9 +173,10 @@ func (g *propGen) capabilities(path []string) (any, bool) {
 		g.r.Shuffle(len(add), func(i, j int) { add[i], add[j] = add[j], add[i] })
 		caps.set("add", add)
 	}
-	drops := []any{nil, []string{}, []string{"ALL"}, []string{"NET_RAW"}, []string{"NET_RAW", "ALL"}}
+	// "all" is not ALL for PSS: the engine must still add ALL.
+	drops := []any{nil, []string{}, []string{"ALL"}, []string{"NET_RAW"}, []string{"NET_RAW", "ALL"}, []string{"all"}}
 	if !g.bugs.capDropSpelling {
-		drops = append(drops, []string{"CAP_ALL"}, []string{"all"})
+		drops = append(drops, []string{"CAP_ALL"})
 	}
 	if g.chance(0.8) {
 		caps.set("drop", g.pick(drops...))

@@ -51,6 +51,8 @@ type Options struct {
 	Out    io.Writer // dev-certs output
 	// Viper carries the config path and env overrides; nil makes one.
 	Viper *viper.Viper
+	// Namespaces, when set, replaces the client-go informer (tests).
+	Namespaces NamespaceLookup
 	// OnListening, when set, is told the bound addresses (tests use :0).
 	OnListening func(webhook, metrics string)
 
@@ -112,6 +114,8 @@ func Run(ctx context.Context, o Options) error {
 	var synced = func() bool { return true }
 	restCfg, err := kubeConfig(o.Kubeconfig)
 	switch {
+	case o.Namespaces != nil:
+		ns = o.Namespaces
 	case err != nil:
 		return err
 	case restCfg == nil:

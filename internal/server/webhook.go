@@ -47,8 +47,12 @@ func (w *hardenWebhook) Review(ctx context.Context, ar kwhmodel.AdmissionReview)
 	req := toRequest(&ar)
 	dec, err := w.d.Decide(ctx, req)
 	if err != nil {
+		// A pod we cannot read is rejected, not errored: with
+		// failurePolicy Ignore an error would admit it unhardened.
 		w.d.metrics.review(req.Operation, "error")
-		return nil, err
+		w.log.Warn("review rejected: unreadable object", "uid", req.UID, "namespace", req.Namespace, "error", err)
+		return &kwhmodel.ValidatingAdmissionResponse{ID: req.UID, Allowed: false,
+			Message: "pod-hardener cannot read this object, so it cannot harden it: " + err.Error()}, nil
 	}
 	w.d.metrics.review(req.Operation, dec.Outcome)
 	if h, ok := ctx.Value(auditKey{}).(*auditHolder); ok {

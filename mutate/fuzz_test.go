@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -135,125 +134,13 @@ func fuzzCheck(t *testing.T, data []byte, in Input) {
 	}
 }
 
-// fuzzFail fails, unless the input belongs to a known engine bug (see
-// TestPropertyKnownBugs): then it skips, so fuzzing goes on finding new ones.
+// fuzzFail fails with the input, so a finding can be reproduced.
 func fuzzFail(t *testing.T, data []byte, format string, args ...any) {
 	t.Helper()
-	if bug := fuzzKnownBug(data); bug != "" {
-		t.Skipf("BUG (%s): "+format, append([]any{bug}, args...)...)
-	}
-	t.Fatalf("input %q: "+format, append([]any{data}, args...)...)
+	t.Fatalf(format+"\ninput: %q", append(args, data)...)
 }
 
 func fuzzIsObject(data []byte) bool {
 	t := bytes.TrimSpace(data)
 	return json.Valid(t) && len(t) > 0 && t[0] == '{'
-}
-
-// fuzzViewKeys are the JSON keys the engine decodes (pod.go's views).
-var fuzzViewKeys = func() map[string]bool {
-	keys := map[string]bool{}
-	seen := map[reflect.Type]bool{}
-	var walk func(reflect.Type)
-	walk = func(t reflect.Type) {
-		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
-			t = t.Elem()
-		}
-		if t.Kind() != reflect.Struct || seen[t] {
-			return
-		}
-		seen[t] = true
-		for i := 0; i < t.NumField(); i++ {
-			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" {
-				keys[name] = true
-			}
-			walk(t.Field(i).Type)
-		}
-	}
-	walk(reflect.TypeOf(podView{}))
-	return keys
-}()
-
-// fuzzKnownBug names the known engine bug an input triggers, or "".
-func fuzzKnownBug(data []byte) string {
-	// Duplicate keys, and keys encoding/json folds onto a view's field.
-	d := json.NewDecoder(bytes.NewReader(data))
-	type frame struct {
-		object bool
-		keys   map[string]bool
-		expect bool // the next token is a key
-	}
-	var stack []*frame
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			break
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.object && top.expect {
-			if k, ok := tok.(string); ok {
-				if top.keys[k] {
-					return "duplicateKey"
-				}
-				top.keys[k] = true
-				if !fuzzViewKeys[k] {
-					for v := range fuzzViewKeys {
-						if strings.EqualFold(k, v) {
-							return "caseFoldedKey"
-						}
-					}
-				}
-				top.expect = false
-				continue
-			}
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &frame{object: true, keys: map[string]bool{}, expect: true})
-			continue
-		case json.Delim('['):
-			stack = append(stack, &frame{})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
-		// A value ended: the enclosing object expects a key again.
-		if len(stack) > 0 && stack[len(stack)-1].object {
-			stack[len(stack)-1].expect = true
-		}
-	}
-	// A null entry in a container list.
-	var pod struct {
-		Spec map[string]json.RawMessage `json:"spec"`
-	}
-	if json.Unmarshal(data, &pod) == nil {
-		for _, kind := range []string{kindContainers, kindInitContainers, kindEphemeralContainers} {
-			var list []json.RawMessage
-			if json.Unmarshal(pod.Spec[kind], &list) != nil {
-				continue
-			}
-			for _, c := range list {
-				if string(bytes.TrimSpace(c)) == "null" {
-					return "nullContainer"
-				}
-			}
-		}
-	}
-	return ""
-}
-
-func TestFuzzKnownBugClassifier(t *testing.T) {
-	for key, want := range map[string]string{"nullContainer": "nullContainer", "caseFoldedKey": "caseFoldedKey", "duplicateKey": "duplicateKey"} {
-		if got := fuzzKnownBug([]byte(propBugCases[key].raw)); got != want {
-			t.Errorf("%s: classified as %q", propBugCases[key].raw, got)
-		}
-	}
-	for _, s := range []string{plainPodForFuzz, fuzzSeeds[1], `{"a":{"b":1},"c":[{"b":2},{"b":3}],"b":4}`} {
-		if got := fuzzKnownBug([]byte(s)); got != "" {
-			t.Errorf("%s: classified as %q", s, got)
-		}
-	}
 }

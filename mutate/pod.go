@@ -3,7 +3,10 @@ package mutate
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	kjson "sigs.k8s.io/json"
 )
 
 // The engine reads the pod through these views: only the fields a control
@@ -112,11 +115,35 @@ func decodePod(raw []byte) (*podView, error) {
 		return nil, fmt.Errorf("object is not a JSON object")
 	}
 	var p podView
-	if err := json.Unmarshal(raw, &p); err != nil {
+	// Decode as the API server does: keys are case-sensitive (encoding/json
+	// would read "SecurityContext" as securityContext and aim a patch at a
+	// path that does not exist), and a duplicate key is an error, since the
+	// engine and a patch applier could each pick a different copy.
+	strict, err := kjson.UnmarshalStrict(raw, &p, kjson.DisallowDuplicateFields)
+	if err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, fmt.Errorf("decoding pod: field %s: a JSON %s is not a valid %s", te.Field, te.Value, te.Type)
+		}
 		return nil, fmt.Errorf("decoding pod: %w", err)
+	}
+	if len(strict) > 0 {
+		return nil, fmt.Errorf("decoding pod: %w", errors.Join(strict...))
 	}
 	if p.Spec == nil {
 		return nil, fmt.Errorf("object has no spec: not a pod")
+	}
+	for _, l := range []struct {
+		kind string
+		cs   []containerView
+	}{{kindInitContainers, p.Spec.InitContainers}, {kindContainers, p.Spec.Containers}, {kindEphemeralContainers, p.Spec.EphemeralContainers}} {
+		for i, c := range l.cs {
+			// A null entry decodes as a container without a name; the API
+			// server refuses both, and a patch into a null entry would fail.
+			if c.Name == "" {
+				return nil, fmt.Errorf("spec.%s[%d] has no name (null or incomplete entry)", l.kind, i)
+			}
+		}
 	}
 	return &p, nil
 }

@@ -88,8 +88,7 @@ var propUnknownValues = []string{
 // propGen builds one pod. It records what it generated, so the checks know
 // what to expect.
 type propGen struct {
-	r    *rand.Rand
-	bugs propBugs
+	r *rand.Rand
 	// unsafeRate is the chance that a field gets its unsafe value; a third
 	// of the pods get none, so the "no conflict" properties are exercised.
 	unsafeRate float64
@@ -159,7 +158,7 @@ func (g *propGen) capabilities(path []string) (any, bool) {
 		if g.chance(0.6) {
 			add = append(add, "NET_BIND_SERVICE")
 		}
-		if !g.bugs.capAddSpelling && g.chance(0.2) {
+		if g.chance(0.2) {
 			add = append(add, g.pick("CAP_NET_BIND_SERVICE", "net_bind_service").(string))
 			g.unsafe = true // a conflict, or accepted as NET_BIND_SERVICE
 		}
@@ -174,10 +173,7 @@ func (g *propGen) capabilities(path []string) (any, bool) {
 		caps.set("add", add)
 	}
 	// "all" is not ALL for PSS: the engine must still add ALL.
-	drops := []any{nil, []string{}, []string{"ALL"}, []string{"NET_RAW"}, []string{"NET_RAW", "ALL"}, []string{"all"}}
-	if !g.bugs.capDropSpelling {
-		drops = append(drops, []string{"CAP_ALL"})
-	}
+	drops := []any{nil, []string{}, []string{"ALL"}, []string{"NET_RAW"}, []string{"NET_RAW", "ALL"}, []string{"all"}, []string{"CAP_ALL"}}
 	if g.chance(0.8) {
 		caps.set("drop", g.pick(drops...))
 	}
@@ -475,7 +471,6 @@ type propCounts struct {
 func TestPropertyHarden(t *testing.T) {
 	seed := propEnvUint("PROPERTY_SEED", propSeed)
 	n := int(propEnvUint("PROPERTY_PODS", propPods))
-	bugs := propKnownBugs(t)
 	modes := []propMode{
 		{name: "restricted-warn", prof: profile(t, "restricted"), restricted: true},
 		{name: "restricted-enforce", prof: profile(t, "restricted", onConflict(profiles.ActionEnforce)), restricted: true, enforce: true},
@@ -483,7 +478,7 @@ func TestPropertyHarden(t *testing.T) {
 	}
 	var counts propCounts
 	for i := 0; i < n; i++ {
-		g := &propGen{r: rand.New(rand.NewPCG(seed, uint64(i))), bugs: bugs}
+		g := &propGen{r: rand.New(rand.NewPCG(seed, uint64(i)))}
 		raw := g.pod()
 		counts.pods++
 		if g.windows {
@@ -902,16 +897,8 @@ func propRawAt(doc []byte, path []string) (json.RawMessage, bool) {
 	return cur, true
 }
 
-// Known engine bugs the property and fuzz tests found. Each has a minimal
-// reproduction below, which skips while the bug is there; the generator
-// leaves out its inputs until then, and starts producing them by itself
-// once the reproduction passes.
-
-// propBugs: true while the bug still reproduces.
-type propBugs struct {
-	capAddSpelling  bool
-	capDropSpelling bool
-}
+// Engine bugs the property and fuzz tests once found, each with a minimal
+// reproduction that must keep passing.
 
 type propBugCase struct {
 	name, raw string
@@ -983,24 +970,14 @@ func propBugCheck(name string) func(t *testing.T, raw string) string {
 	return propPatchApplies
 }
 
-// propKnownBugs runs the reproductions quietly.
-func propKnownBugs(t *testing.T) propBugs {
-	t.Helper()
-	still := func(name string) bool {
-		return propBugCheck(name)(t, propBugCases[name].raw) != ""
-	}
-	return propBugs{
-		capAddSpelling:  still("capAddSpelling") || still("capAddLowercase"),
-		capDropSpelling: still("capDropSpelling"),
-	}
-}
-
-func TestPropertyKnownBugs(t *testing.T) {
+// TestPropertyRegressions keeps the engine bugs the property and fuzz
+// tests once found fixed.
+func TestPropertyRegressions(t *testing.T) {
 	for _, key := range []string{"capAddSpelling", "capAddLowercase", "capDropSpelling", "nullContainer", "caseFoldedKey", "duplicateKey"} {
 		c := propBugCases[key]
 		t.Run(key, func(t *testing.T) {
 			if msg := propBugCheck(key)(t, c.raw); msg != "" {
-				t.Skipf("BUG: %s\ninput: %s\n%s", c.name, c.raw, msg)
+				t.Errorf("regression: %s\ninput: %s\n%s", c.name, c.raw, msg)
 			}
 		})
 	}

@@ -1,0 +1,58 @@
+package e2e
+
+import (
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func admissionFailurePolicy(s string) admissionregistrationv1.FailurePolicyType {
+	return admissionregistrationv1.FailurePolicyType(s)
+}
+
+// hardenedFields checks the restricted fields of a stored pod; it returns
+// what is missing.
+func hardenedFields(p *corev1.Pod) []string {
+	var missing []string
+	sc := p.Spec.SecurityContext
+	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+		missing = append(missing, "spec.securityContext.runAsNonRoot")
+	}
+	if sc == nil || sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		missing = append(missing, "spec.securityContext.seccompProfile")
+	}
+	all := append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...)
+	for _, c := range all {
+		csc := c.SecurityContext
+		if csc == nil || csc.AllowPrivilegeEscalation == nil || *csc.AllowPrivilegeEscalation {
+			missing = append(missing, c.Name+".allowPrivilegeEscalation")
+		}
+		if csc == nil || csc.ReadOnlyRootFilesystem == nil || !*csc.ReadOnlyRootFilesystem {
+			missing = append(missing, c.Name+".readOnlyRootFilesystem")
+		}
+		if csc == nil || csc.Capabilities == nil || !hasAll(csc.Capabilities.Drop) {
+			missing = append(missing, c.Name+".capabilities.drop")
+		}
+		mounted := false
+		for _, m := range c.VolumeMounts {
+			if m.MountPath == "/tmp" {
+				mounted = true
+			}
+		}
+		if !mounted {
+			missing = append(missing, c.Name+" /tmp mount")
+		}
+	}
+	if p.Annotations["pod-hardener.io/hardened"] == "" {
+		missing = append(missing, "annotation pod-hardener.io/hardened")
+	}
+	return missing
+}
+
+func hasAll(caps []corev1.Capability) bool {
+	for _, c := range caps {
+		if c == "ALL" {
+			return true
+		}
+	}
+	return false
+}

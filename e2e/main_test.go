@@ -105,6 +105,8 @@ func setup(ctx context.Context, dir string) error {
 	if adminCfg, err = cluster.RestConfig(env.Kubeconfig); err != nil {
 		return err
 	}
+	// Tests that read warnings use clientWithWarnings; the rest stay quiet.
+	adminCfg.WarningHandler = rest.NoWarnings{}
 	if admin, err = kubernetes.NewForConfig(adminCfg); err != nil {
 		return err
 	}

@@ -4,10 +4,12 @@ BIN     := bin/pod-hardener
 PKGS    := ./...
 FUZZTIME ?= 30s
 
-.PHONY: help build test lint bench demo fuzz clean
+DEMO_DIR := .demo
+
+.PHONY: help build test unit e2e e2e-bins lint bench demo demo-down demo-offline run fuzz clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 build: ## build bin/pod-hardener
 	$(GO) build -o $(BIN) ./cmd/pod-hardener
@@ -17,8 +19,17 @@ lint: ## gofmt and go vet must be clean
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-test: lint ## lint, then every test (unit, golden, property, fuzz seeds, corpus)
-	$(GO) test -count=1 $(PKGS)
+test: lint e2e-bins ## lint, then every test: unit, golden, property, fuzz seeds, corpus, and e2e against a real kube-apiserver
+	POD_HARDENER_E2E=1 $(GO) test -count=1 -timeout 30m $(PKGS)
+
+unit: lint ## every test but the e2e suite (no control plane needed)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e: e2e-bins ## the e2e suite alone
+	POD_HARDENER_E2E=1 $(GO) test -count=1 -v -timeout 30m ./e2e/
+
+e2e-bins: ## build (once, cached) etcd, kube-apiserver, controller-manager, scheduler, kwok from the Go module proxy
+	@e2e/build-binaries.sh
 
 bench: ## engine benchmarks beside the decode/encode floor, and their ratio
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./mutate/
@@ -27,7 +38,17 @@ bench: ## engine benchmarks beside the decode/encode floor, and their ratio
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzHarden$$' -fuzztime $(FUZZTIME) ./mutate/
 
-demo: build ## harden the workloads in examples/ and show before/after with warnings
+demo: build ## a local kube-apiserver with pod-hardener: a plain pod hardened in a restricted namespace; keeps running
+	@e2e/build-binaries.sh etcd kube-apiserver
+	@$(GO) run ./e2e/cmd/demo up $(DEMO_DIR)
+
+demo-down: ## stop what `make demo` started
+	@$(GO) run ./e2e/cmd/demo down $(DEMO_DIR)
+
+run: build ## run the webhook locally with dev certificates and config.yaml
+	./$(BIN) serve --dev-certs $(DEMO_DIR)/dev-certs --config config.yaml --listen 127.0.0.1:8443 --metrics-listen 127.0.0.1:9090
+
+demo-offline: build ## harden the workloads in examples/ offline and show before/after with warnings
 	@for f in examples/*.yaml; do \
 	  echo "=== $$f"; \
 	  ./$(BIN) harden -f $$f -o diff --config config.yaml || true; \

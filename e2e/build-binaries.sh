@@ -5,16 +5,19 @@
 # are cached by version; a cached binary is not rebuilt. A cold build takes
 # about 15 minutes on 2 cores (kube-apiserver alone about 11).
 #
-# Usage: e2e/build-binaries.sh [DIR]   (default: $POD_HARDENER_BIN_DIR or
-#        ~/.cache/pod-hardener/k8s-v1.37.2)
+# Usage: e2e/build-binaries.sh [NAME...]  (default: all; `etcd
+#        kube-apiserver` is enough for `make demo`). Binaries go to
+#        $POD_HARDENER_BIN_DIR, default ~/.cache/pod-hardener/k8s-v1.37.2.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-dir="${1:-${POD_HARDENER_BIN_DIR:-$HOME/.cache/pod-hardener/k8s-v1.37.2}}"
+dir="${POD_HARDENER_BIN_DIR:-$HOME/.cache/pod-hardener/k8s-v1.37.2}"
+wanted=" ${*:-etcd kube-apiserver kube-controller-manager kube-scheduler kwok} "
 mkdir -p "$dir"
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37"
 
 build() { # name module-dir package [ldflags]
   local name=$1 mod=$2 pkg=$3 flags=${4:-}
+  case "$wanted" in *" $name "*) ;; *) return ;; esac
   if [ -x "$dir/$name" ]; then
     echo "e2e: $name cached in $dir"
     return
@@ -39,7 +42,7 @@ build kube-controller-manager k8sbin k8s.io/kubernetes/cmd/kube-controller-manag
 build kube-scheduler k8sbin k8s.io/kubernetes/cmd/kube-scheduler "$ldflags"
 build kwok kwokbin sigs.k8s.io/kwok/cmd/kwok
 # kwok's stage files (fake pod and node lifecycles) ship in its module.
-if [ ! -d "$dir/kwok-stage" ]; then
+if [[ "$wanted" == *" kwok "* && ! -d "$dir/kwok-stage" ]]; then
   src="$(cd "$here/kwokbin" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
   cp -r "$src" "$dir/kwok-stage"
   chmod -R u+w "$dir/kwok-stage"

@@ -56,6 +56,9 @@ type Options struct {
 	// node, so Deployments get Running pods.
 	Controllers bool
 	Log         io.Writer
+	// Detach leaves the processes running when this process exits (the
+	// demo); otherwise the kernel kills them with it.
+	Detach bool
 }
 
 // Cluster is a running control plane.
@@ -230,7 +233,10 @@ func (c *Cluster) Run(name, path string, args ...string) (*Process, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group, so a stop reaches its children too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if !c.opts.Detach {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)

@@ -37,7 +37,7 @@ func allowPrivilegeEscalation(h *hctx, t *target) {
 				h.cannotEnforce("cannot set false: " + blocked + " and the API server rejects that combination")
 				return
 			}
-			t.sc.replace("allowPrivilegeEscalation", false)
+			t.sc().replace("allowPrivilegeEscalation", false)
 			*sc.AllowPrivilegeEscalation = false
 		}
 		return
@@ -46,10 +46,10 @@ func allowPrivilegeEscalation(h *hctx, t *target) {
 		return
 	}
 	if blocked != "" {
-		h.problems = append(h.problems, t.kind+"["+t.name()+"]: allowPrivilegeEscalation left unset: "+blocked)
+		h.problems = append(h.problems, t.where()+": allowPrivilegeEscalation left unset: "+blocked)
 		return
 	}
-	t.sc.set("allowPrivilegeEscalation", false)
+	t.sc().set("allowPrivilegeEscalation", false)
 	t.securityContext().AllowPrivilegeEscalation = boolp(false)
 	h.changed(profiles.AllowPrivilegeEscalation, t, "allowPrivilegeEscalation=false")
 }

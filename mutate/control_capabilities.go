@@ -40,7 +40,7 @@ func capabilities(h *hctx, t *target) {
 	}
 	// Remove from the end, so each index still points at its entry.
 	for j := len(removed) - 1; j >= 0; j-- {
-		h.b.remove(t.caps.path + "/add/" + itoa(removed[j]))
+		h.b.remove(t.caps().at() + "/add/" + itoa(removed[j]))
 	}
 	if len(removed) > 0 {
 		kept := make([]string, 0, len(add)-len(removed))
@@ -57,7 +57,7 @@ func capabilities(h *hctx, t *target) {
 		if hasCapability(drop, want) {
 			continue
 		}
-		t.caps.append("drop", dropExists, want)
+		t.caps().append("drop", dropExists, want)
 		h.changed(profiles.Capabilities, t, "capabilities.drop="+want)
 	}
 }

@@ -26,7 +26,7 @@ func privileged(h *hctx, t *target) {
 		return
 	}
 	if h.conflict(profiles.Privileged, t, "securityContext.privileged", "true") == profiles.ActionEnforce {
-		t.sc.replace("privileged", false)
+		t.sc().replace("privileged", false)
 		*sc.Privileged = false
 	}
 }

@@ -41,10 +41,10 @@ func readOnlyRootFilesystem(h *hctx, t *target) {
 		if h.conflict(profiles.ReadOnlyRootFilesystem, t, "securityContext.readOnlyRootFilesystem", "false") != profiles.ActionEnforce {
 			return // the root stays writable: no writable paths needed
 		}
-		t.sc.replace("readOnlyRootFilesystem", true)
+		t.sc().replace("readOnlyRootFilesystem", true)
 		*sc.ReadOnlyRootFilesystem = true
 	case sc == nil || sc.ReadOnlyRootFilesystem == nil:
-		t.sc.set("readOnlyRootFilesystem", true)
+		t.sc().set("readOnlyRootFilesystem", true)
 		t.securityContext().ReadOnlyRootFilesystem = boolp(true)
 		h.changed(profiles.ReadOnlyRootFilesystem, t, "readOnlyRootFilesystem=true")
 	}
@@ -66,7 +66,7 @@ func readOnlyRootFilesystem(h *hctx, t *target) {
 		seen[p] = true
 		name := volumeName(p)
 		if !h.ensureVolume(name) {
-			h.problems = append(h.problems, fmt.Sprintf("%s: writable path %s not mounted: volumes cannot be added to a running pod", t.kind+"["+t.name()+"]", p))
+			h.problems = append(h.problems, fmt.Sprintf("%s: writable path %s not mounted: volumes cannot be added to a running pod", t.where(), p))
 			continue
 		}
 		t.obj.append("volumeMounts", mountsExist, volumeMount{Name: name, MountPath: p})
@@ -102,6 +102,35 @@ type volume struct {
 type volumeMount struct {
 	Name      string `json:"name"`
 	MountPath string `json:"mountPath"`
+}
+
+// appendJSON writes a volume without reflection (see Patch).
+func (v volume) appendJSON(b []byte) []byte {
+	b = append(b, `{"name":`...)
+	b = appendString(b, v.Name)
+	b = append(b, `,"emptyDir":{`...)
+	sep := false
+	if v.EmptyDir.Medium != "" {
+		b = append(b, `"medium":`...)
+		b = appendString(b, v.EmptyDir.Medium)
+		sep = true
+	}
+	if v.EmptyDir.SizeLimit != "" {
+		if sep {
+			b = append(b, ',')
+		}
+		b = append(b, `"sizeLimit":`...)
+		b = appendString(b, v.EmptyDir.SizeLimit)
+	}
+	return append(b, "}}"...)
+}
+
+func (m volumeMount) appendJSON(b []byte) []byte {
+	b = append(b, `{"name":`...)
+	b = appendString(b, m.Name)
+	b = append(b, `,"mountPath":`...)
+	b = appendString(b, m.MountPath)
+	return append(b, '}')
 }
 
 // volumeName derives a DNS-1123 label from a path: readable, and with a

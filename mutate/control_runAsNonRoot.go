@@ -78,11 +78,11 @@ func runAsNonRoot(h *hctx) {
 			continue
 		}
 		if isFalse(sc.RunAsNonRoot) && h.conflict(profiles.RunAsNonRoot, t, "securityContext.runAsNonRoot", "false") == profiles.ActionEnforce {
-			t.sc.replace("runAsNonRoot", true)
+			t.sc().replace("runAsNonRoot", true)
 			*sc.RunAsNonRoot = true
 		}
 		if sc.RunAsUser != nil && *sc.RunAsUser == 0 && h.conflict(profiles.RunAsNonRoot, t, "securityContext.runAsUser", "0") == profiles.ActionEnforce {
-			t.sc.replace("runAsUser", safeUID)
+			t.sc().replace("runAsUser", safeUID)
 			*sc.RunAsUser = safeUID
 		}
 		if uid := effectiveUID(sc.RunAsUser, podUID); uid != nil && *uid == 0 {
@@ -119,7 +119,7 @@ func runAsNonRoot(h *hctx) {
 		if u := effectiveUID(uid, podUID); u != nil && *u == 0 {
 			continue
 		}
-		t.sc.set("runAsNonRoot", true)
+		t.sc().set("runAsNonRoot", true)
 		t.securityContext().RunAsNonRoot = boolp(true)
 		h.changed(profiles.RunAsNonRoot, t, "runAsNonRoot=true")
 	}

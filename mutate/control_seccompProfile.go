@@ -46,7 +46,7 @@ func seccompProfile(h *hctx) {
 		}
 		if sc.SeccompProfile.Type == seccompUnconfined &&
 			h.conflict(profiles.SeccompProfile, t, "securityContext.seccompProfile.type", seccompUnconfined) == profiles.ActionEnforce {
-			t.sc.child("seccompProfile", true).replace("type", "RuntimeDefault")
+			t.sc().child("seccompProfile", true).replace("type", "RuntimeDefault")
 			sc.SeccompProfile.Type = "RuntimeDefault"
 		}
 	}
@@ -56,7 +56,7 @@ func seccompProfile(h *hctx) {
 	if ephemeral {
 		for _, t := range h.targets {
 			if sc := t.c.SecurityContext; sc == nil || sc.SeccompProfile == nil {
-				t.sc.set("seccompProfile", runtimeDefault())
+				t.sc().set("seccompProfile", runtimeDefault())
 				t.securityContext().SeccompProfile = &seccompView{Type: "RuntimeDefault"}
 				h.changed(profiles.SeccompProfile, t, "seccompProfile=RuntimeDefault")
 			}

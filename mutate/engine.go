@@ -100,7 +100,7 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 	if in.Profile == nil {
 		return nil, fmt.Errorf("no profile given")
 	}
-	b := &ops{}
+	b := &ops{list: make([]Operation, 0, 8+4*len(pod.Spec.Containers)+4*len(pod.Spec.InitContainers))}
 	root := newObj(b, in.Prefix, true, nil, "")
 	h := &hctx{
 		in:   in,
@@ -163,7 +163,7 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 		} else if _, ok := h.pod.Metadata.annotationsOrNil()[AnnotationExempted]; ok {
 			// The audit annotation is ours: a user-written one claiming an
 			// exemption that was not honoured would mislead an audit.
-			h.b.remove(h.meta.path + "/annotations/" + escape(AnnotationExempted))
+			h.b.remove(h.meta.at() + "/annotations/" + escape(AnnotationExempted))
 			h.warn("annotation %s removed: no exemption was honoured", AnnotationExempted)
 		}
 	}
@@ -239,7 +239,7 @@ func (h *hctx) warn(format string, args ...any) {
 func (h *hctx) changed(control string, t *target, field string) {
 	where := "pod"
 	if t != nil {
-		where = t.kind + "[" + t.name() + "]"
+		where = t.where()
 	}
 	h.res.Changes = append(h.res.Changes, Change{Control: control, Where: where, Field: field})
 }
@@ -249,7 +249,7 @@ func (h *hctx) conflict(control string, t *target, field, value string) profiles
 	a := h.prof.ConflictAction(control)
 	where := "pod"
 	if t != nil {
-		where = t.kind + "[" + t.name() + "]"
+		where = t.where()
 	}
 	h.res.Conflicts = append(h.res.Conflicts, Conflict{
 		Control: control, Where: where, Field: field, Value: value, Action: a,
@@ -295,20 +295,53 @@ func (h *hctx) finish() *Result {
 	return r
 }
 
-// summarize turns changes into one short warning per field, naming the
-// containers, since the API server truncates long warnings.
+// summarize turns changes into one short warning per field, naming at
+// most maxNamed containers, since the API server truncates long warnings.
 func summarize(profile string, changes []Change) []string {
-	var order []string
-	where := map[string][]string{}
-	for _, c := range changes {
-		if _, ok := where[c.Field]; !ok {
-			order = append(order, c.Field)
-		}
-		where[c.Field] = append(where[c.Field], c.Where)
+	if len(changes) == 0 {
+		return nil
 	}
-	out := make([]string, 0, len(order))
-	for _, f := range order {
-		out = append(out, fmt.Sprintf("hardened (profile %s): set %s on %s", profile, f, strings.Join(where[f], ", ")))
+	// Few distinct fields: a linear scan beats a map here.
+	type group struct {
+		field string
+		where []string
+	}
+	groups := make([]group, 0, 8)
+	for _, c := range changes {
+		found := false
+		for i := range groups {
+			if groups[i].field == c.Field {
+				groups[i].where = append(groups[i].where, c.Where)
+				found = true
+				break
+			}
+		}
+		if !found {
+			groups = append(groups, group{c.Field, []string{c.Where}})
+		}
+	}
+	const maxNamed = 10
+	out := make([]string, 0, len(groups))
+	for _, g := range groups {
+		var b strings.Builder
+		b.WriteString("hardened (profile ")
+		b.WriteString(profile)
+		b.WriteString("): set ")
+		b.WriteString(g.field)
+		b.WriteString(" on ")
+		for i, w := range g.where {
+			if i == maxNamed {
+				b.WriteString(" and ")
+				b.WriteString(itoa(len(g.where) - maxNamed))
+				b.WriteString(" more")
+				break
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(w)
+		}
+		out = append(out, b.String())
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package mutate
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -118,4 +119,58 @@ func TestSpoofedExemptedAnnotationRemoved(t *testing.T) {
 		t.Errorf("no warning about the removal: %q", r.Warnings)
 	}
 	mustBeIdempotent(t, out, in)
+}
+
+// Patch writes JSON itself; it must match encoding/json for every value.
+func TestPatchEncodingMatchesEncodingJSON(t *testing.T) {
+	l := &list{items: []any{volumeMount{Name: "n", MountPath: "/a\"b<>&é\n"}, "x"}}
+	ops := []Operation{
+		{Op: "add", Path: "/metadata/annotations/pod-hardener.io~1hardened", Value: "restricted"},
+		{Op: "add", Path: "/spec/a", Value: false},
+		{Op: "add", Path: "/spec/b", Value: int64(65532)},
+		{Op: "replace", Path: "/spec/c", Value: map[string]any{"z": true, "a": map[string]any{"type": "RuntimeDefault"}, "drop": l}},
+		{Op: "add", Path: "/spec/volumes/-", Value: volume{Name: "v", EmptyDir: profiles.EmptyDir{Medium: "Memory", SizeLimit: "1Gi"}}},
+		{Op: "add", Path: "/spec/volumes/-", Value: volume{Name: "w"}},
+		{Op: "add", Path: "/spec/d", Value: []string{"ALL", "\u2028"}},
+		{Op: "remove", Path: "/spec/e"},
+		{Op: "add", Path: "/spec/f", Value: 3.5},
+	}
+	got, err := Patch(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []any
+	for _, o := range ops {
+		v := o.Value
+		if l, ok := v.(map[string]any); ok {
+			c := map[string]any{}
+			for k, x := range l {
+				c[k] = x
+			}
+			c["drop"] = []any{map[string]any{"name": "n", "mountPath": "/a\"b<>&é\n"}, "x"}
+			v = c
+		}
+		if o.Op == "remove" {
+			want = append(want, map[string]any{"op": o.Op, "path": o.Path})
+		} else {
+			want = append(want, map[string]any{"op": o.Op, "path": o.Path, "value": v})
+		}
+	}
+	wb, _ := json.Marshal(want)
+	if !jsonpatchEqual(got, wb) {
+		t.Fatalf("Patch:\n%s\nencoding/json:\n%s", got, wb)
+	}
+	if !json.Valid(got) {
+		t.Fatalf("invalid JSON %s", got)
+	}
+}
+
+func jsonpatchEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xb, _ := json.Marshal(x)
+	yb, _ := json.Marshal(y)
+	return string(xb) == string(yb)
 }

@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"encoding/json"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -16,25 +17,138 @@ type Operation struct {
 // MarshalJSON writes `value` for add/replace even when it is false or 0,
 // which omitempty would drop.
 func (o Operation) MarshalJSON() ([]byte, error) {
-	if o.Op == "remove" {
-		return json.Marshal(struct {
-			Op   string `json:"op"`
-			Path string `json:"path"`
-		}{o.Op, o.Path})
-	}
-	return json.Marshal(struct {
-		Op    string `json:"op"`
-		Path  string `json:"path"`
-		Value any    `json:"value"`
-	}{o.Op, o.Path, o.Value})
+	return appendOp(nil, o)
 }
 
-// Patch encodes operations as an RFC 6902 JSON patch.
+// Patch encodes operations as an RFC 6902 JSON patch. It writes the JSON
+// itself: encoding/json re-validates and compacts every Marshaler's output
+// at each level, which made encoding the patch cost more than computing it.
 func Patch(ops []Operation) ([]byte, error) {
 	if len(ops) == 0 {
 		return []byte("[]"), nil
 	}
-	return json.Marshal(ops)
+	b := make([]byte, 0, 256*len(ops))
+	b = append(b, '[')
+	for i, o := range ops {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendOp(b, o); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, ']'), nil
+}
+
+func appendOp(b []byte, o Operation) ([]byte, error) {
+	b = append(b, `{"op":`...)
+	b = appendString(b, o.Op)
+	b = append(b, `,"path":`...)
+	b = appendString(b, o.Path)
+	if o.Op != "remove" {
+		b = append(b, `,"value":`...)
+		var err error
+		if b, err = appendValue(b, o.Value); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendValue encodes the value types the engine produces; anything else
+// goes through encoding/json.
+func appendValue(b []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case bool:
+		return strconv.AppendBool(b, x), nil
+	case string:
+		return appendString(b, x), nil
+	case int64:
+		return strconv.AppendInt(b, x, 10), nil
+	case int:
+		return strconv.AppendInt(b, int64(x), 10), nil
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			var err error
+			if b, err = appendValue(b, x[k]); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, '}'), nil
+	case *object:
+		b = append(b, '{')
+		for i, k := range x.keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			var err error
+			if b, err = appendValue(b, x.vals[i]); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, '}'), nil
+	case *list:
+		b = append(b, '[')
+		for i, item := range x.items {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = appendValue(b, item); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, ']'), nil
+	case volume:
+		return x.appendJSON(b), nil
+	case volumeMount:
+		return x.appendJSON(b), nil
+	case []string:
+		b = append(b, '[')
+		for i, s := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, s)
+		}
+		return append(b, ']'), nil
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, j...), nil
+}
+
+// appendString writes a JSON string; anything but plain printable ASCII
+// goes through encoding/json, so escaping is always its.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			j, _ := json.Marshal(s)
+			return append(b, j...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // escape encodes a JSON pointer token (RFC 6901).
@@ -62,42 +176,64 @@ func (b *ops) remove(path string) { b.list = append(b.list, Operation{Op: "remov
 // does not exist (absent or null), the first field set creates it with one
 // `add` at its parent, and later fields go into that same new value; so a
 // container without a securityContext gets one operation, not a chain that
-// would fail on the missing parent.
+// would fail on the missing parent. Its path is built only when an
+// operation needs it: most objects the engine visits never get one.
 type obj struct {
 	b      *ops
 	path   string
+	pathOK bool
 	exists bool
 	parent *obj
 	key    string
-	fields map[string]any
-	lists  map[string]*list
+	// rawKey: key is already a pointer suffix ("containers/0").
+	rawKey bool
+	fields *object
+	lists  []namedList
+}
+
+type namedList struct {
+	key string
+	l   *list
 }
 
 func newObj(b *ops, path string, exists bool, parent *obj, key string) *obj {
-	return &obj{b: b, path: path, exists: exists, parent: parent, key: key}
+	return &obj{b: b, path: path, pathOK: true, exists: exists, parent: parent, key: key}
+}
+
+// at returns the JSON pointer of the object.
+func (o *obj) at() string {
+	if !o.pathOK {
+		k := o.key
+		if !o.rawKey {
+			k = escape(k)
+		}
+		o.path, o.pathOK = o.parent.at()+"/"+k, true
+	}
+	return o.path
 }
 
 // child returns the object at key below o.
 func (o *obj) child(key string, exists bool) *obj {
-	return newObj(o.b, o.path+"/"+escape(key), exists && o.exists, o, key)
+	return &obj{b: o.b, exists: exists && o.exists, parent: o, key: key}
 }
 
 // set adds key: v (the key must be absent or null in the input).
 func (o *obj) set(key string, v any) {
 	if o.exists {
-		o.b.add(o.path+"/"+escape(key), v)
+		o.b.add(o.at()+"/"+escape(key), v)
 		return
 	}
 	if o.fields == nil {
-		o.fields = map[string]any{}
+		o.fields = &object{}
 		o.parent.set(o.key, o.fields)
 	}
-	o.fields[key] = v
+	o.fields.keys = append(o.fields.keys, key)
+	o.fields.vals = append(o.fields.vals, v)
 }
 
 // replace overwrites a value the user set (enforce mode only).
 func (o *obj) replace(key string, v any) {
-	o.b.replace(o.path+"/"+escape(key), v)
+	o.b.replace(o.at()+"/"+escape(key), v)
 }
 
 // append adds v at the end of the array at key; exists says whether the
@@ -105,24 +241,31 @@ func (o *obj) replace(key string, v any) {
 // the user wrote: a whole array is never replaced.
 func (o *obj) append(key string, exists bool, v any) {
 	if exists && o.exists {
-		o.b.add(o.path+"/"+escape(key)+"/-", v)
+		o.b.add(o.at()+"/"+escape(key)+"/-", v)
 		return
 	}
-	if o.lists == nil {
-		o.lists = map[string]*list{}
+	for _, nl := range o.lists {
+		if nl.key == key {
+			nl.l.items = append(nl.l.items, v)
+			return
+		}
 	}
-	l, ok := o.lists[key]
-	if !ok {
-		l = &list{}
-		o.lists[key] = l
-		o.set(key, l)
-	}
-	l.items = append(l.items, v)
+	l := &list{items: []any{v}}
+	o.lists = append(o.lists, namedList{key, l})
+	o.set(key, l)
 }
+
+// object is a JSON object the engine creates, keys in the order set.
+type object struct {
+	keys []string
+	vals []any
+}
+
+func (o *object) MarshalJSON() ([]byte, error) { return appendValue(nil, o) }
 
 // list is an array the engine creates and may still append to.
 type list struct{ items []any }
 
-func (l *list) MarshalJSON() ([]byte, error) { return json.Marshal(l.items) }
+func (l *list) MarshalJSON() ([]byte, error) { return appendValue(nil, l) }
 
 func itoa(i int) string { return strconv.Itoa(i) }

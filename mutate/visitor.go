@@ -9,22 +9,47 @@ const (
 	kindEphemeralContainers = "ephemeralContainers"
 )
 
-// target is one container being hardened.
+// target is one container being hardened. Its securityContext and
+// capabilities objects are made when a control first writes there; whether
+// they exist is read from the input once, before any control runs, since
+// controls update the view as they go.
 type target struct {
-	c     *containerView
-	kind  string
-	index int
-	obj   *obj
-	sc    *obj
-	caps  *obj
+	c          *containerView
+	kind       string
+	index      int
+	obj        *obj
+	scExists   bool
+	capsExists bool
+	scObj      *obj
+	capsObj    *obj
+	whereS     string
+}
+
+// sc is the container's securityContext object.
+func (t *target) sc() *obj {
+	if t.scObj == nil {
+		t.scObj = t.obj.child("securityContext", t.scExists)
+	}
+	return t.scObj
+}
+
+// caps is the container's securityContext.capabilities object.
+func (t *target) caps() *obj {
+	if t.capsObj == nil {
+		t.capsObj = t.sc().child("capabilities", t.capsExists)
+	}
+	return t.capsObj
+}
+
+// where names the container in messages: containers[app].
+func (t *target) where() string {
+	if t.whereS == "" {
+		t.whereS = t.kind + "[" + t.c.Name + "]"
+	}
+	return t.whereS
 }
 
 func (t *target) name() string { return t.c.Name }
-
-// field names a container field for messages: containers[app].securityContext.privileged
-func (t *target) field(f string) string {
-	return t.kind + "[" + t.c.Name + "]." + f
-}
 
 func (t *target) securityContext() *scView {
 	if t.c.SecurityContext == nil {
@@ -47,21 +72,25 @@ func (s *specView) allContainers() []*containerView {
 // containers, ephemeral containers. With ephemeralOnly set, only the named
 // ephemeral containers (those new in an UPDATE of pods/ephemeralcontainers).
 func targets(spec *specView, specObj *obj, ephemeralOnly map[string]bool) []*target {
-	var out []*target
-	add := func(kind string, l []containerView, present bool) {
-		for i := range l {
-			c := &l[i]
-			if ephemeralOnly != nil && (kind != kindEphemeralContainers || !ephemeralOnly[c.Name]) {
+	n := len(spec.InitContainers) + len(spec.Containers) + len(spec.EphemeralContainers)
+	out := make([]*target, 0, n)
+	all := make([]target, n) // one allocation for every target
+	for _, l := range []struct {
+		kind string
+		cs   []containerView
+	}{{kindInitContainers, spec.InitContainers}, {kindContainers, spec.Containers}, {kindEphemeralContainers, spec.EphemeralContainers}} {
+		for i := range l.cs {
+			c := &l.cs[i]
+			if ephemeralOnly != nil && (l.kind != kindEphemeralContainers || !ephemeralOnly[c.Name]) {
 				continue
 			}
-			o := newObj(specObj.b, specObj.path+"/"+kind+"/"+itoa(i), true, nil, "")
-			sc := o.child("securityContext", c.SecurityContext != nil)
-			caps := sc.child("capabilities", c.SecurityContext != nil && c.SecurityContext.Capabilities != nil)
-			out = append(out, &target{c: c, kind: kind, index: i, obj: o, sc: sc, caps: caps})
+			t := &all[len(out)]
+			*t = target{c: c, kind: l.kind, index: i,
+				obj:        &obj{b: specObj.b, exists: true, parent: specObj, key: l.kind + "/" + itoa(i), rawKey: true},
+				scExists:   c.SecurityContext != nil,
+				capsExists: c.SecurityContext != nil && c.SecurityContext.Capabilities != nil}
+			out = append(out, t)
 		}
 	}
-	add(kindInitContainers, spec.InitContainers, true)
-	add(kindContainers, spec.Containers, true)
-	add(kindEphemeralContainers, spec.EphemeralContainers, true)
 	return out
 }

@@ -345,3 +345,24 @@ func TestHandlerRecoversPanics(t *testing.T) {
 		t.Fatal("handler dead after a panic")
 	}
 }
+
+func TestWithAuditAnnotations(t *testing.T) {
+	ann := map[string]string{"profile": "restricted", "q": `a"b`}
+	for _, in := range []string{
+		`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"u","allowed":true}}`,
+		`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"u","allowed":true}}` + "\n",
+		`{"response":{"uid":"u","allowed":true},"kind":"AdmissionReview"}`, // not last: general path
+	} {
+		out, err := withAuditAnnotations([]byte(in), ann)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ar admissionv1.AdmissionReview
+		if err := json.Unmarshal(out, &ar); err != nil {
+			t.Fatalf("%s: %v", out, err)
+		}
+		if ar.Response.UID != "u" || !ar.Response.Allowed || ar.Response.AuditAnnotations["q"] != `a"b` || ar.Response.AuditAnnotations["profile"] != "restricted" {
+			t.Errorf("%s -> %s", in, out)
+		}
+	}
+}

@@ -58,8 +58,13 @@ func (w *hardenWebhook) Review(ctx context.Context, ar kwhmodel.AdmissionReview)
 	if h, ok := ctx.Value(auditKey{}).(*auditHolder); ok {
 		h.annotations = dec.AuditAnnotations
 	}
-	if dec.Outcome != "skipped" {
-		w.log.Info("review", "uid", req.UID, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation,
+	// One line per review at debug (the API server's audit log has our
+	// audit annotations); rejections at info.
+	if level := slog.LevelDebug; dec.Outcome != "skipped" && w.log.Enabled(ctx, level) || dec.Outcome == "denied" {
+		if dec.Outcome == "denied" {
+			level = slog.LevelInfo
+		}
+		w.log.Log(ctx, level, "review", "uid", req.UID, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation,
 			"subresource", req.SubResource, "user", req.User, "outcome", dec.Outcome, "profile", dec.AuditAnnotations["profile"],
 			"warnings", len(dec.Warnings), "dryRun", req.DryRun)
 	}
@@ -181,19 +186,31 @@ func (g *guard) refuseTooLarge(w http.ResponseWriter) {
 	http.Error(w, fmt.Sprintf("AdmissionReview larger than %d bytes", MaxBodyBytes), http.StatusRequestEntityTooLarge)
 }
 
-// withAuditAnnotations adds audit annotations to an encoded v1 response
-// (v1beta1 has the same field).
+// withAuditAnnotations adds audit annotations to an encoded response.
+// kubewebhook's encoder writes the response object last, so the common
+// case splices the field in before the closing braces instead of decoding
+// and re-encoding the whole review (which cost more than the review itself
+// on large pods); anything else takes the slow, general path.
 func withAuditAnnotations(resp []byte, ann map[string]string) ([]byte, error) {
+	b, err := json.Marshal(ann)
+	if err != nil {
+		return nil, err
+	}
+	trimmed := bytes.TrimRight(resp, " \n")
+	if bytes.HasSuffix(trimmed, []byte("}}")) && bytes.Contains(trimmed, []byte(`"response":{"`)) &&
+		!bytes.Contains(trimmed, []byte(`"auditAnnotations"`)) {
+		out := make([]byte, 0, len(trimmed)+len(b)+24)
+		out = append(out, trimmed[:len(trimmed)-2]...)
+		out = append(out, `,"auditAnnotations":`...)
+		out = append(out, b...)
+		return append(out, "}}"...), nil
+	}
 	var ar map[string]json.RawMessage
 	if err := json.Unmarshal(resp, &ar); err != nil {
 		return nil, err
 	}
 	var r map[string]json.RawMessage
 	if err := json.Unmarshal(ar["response"], &r); err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(ann)
-	if err != nil {
 		return nil, err
 	}
 	r["auditAnnotations"] = b

@@ -203,12 +203,20 @@ func (c *Cluster) startControllers(ctx context.Context, pki string) error {
 	args := []string{"--kubeconfig=" + c.Kubeconfig, "--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		"--node-lease-duration-seconds=40", "--server-address=127.0.0.1:" + strconv.Itoa(freePort())}
-	for _, f := range []string{"node-fast.yaml", "pod-fast.yaml"} {
-		matches, _ := filepath.Glob(filepath.Join(stage, "*", f))
-		if len(matches) == 0 {
-			return fmt.Errorf("kwok stage %s not found under %s", f, stage)
+	// Stages: nodes become Ready and keep a heartbeat; pods bound to them
+	// go Running (and complete, or go when deleted), as with a kubelet.
+	for _, d := range []string{"node/fast", "node/heartbeat", "pod/fast"} {
+		matches, _ := filepath.Glob(filepath.Join(stage, d, "*.yaml"))
+		n := 0
+		for _, m := range matches {
+			if filepath.Base(m) != "kustomization.yaml" {
+				args = append(args, "--config="+m)
+				n++
+			}
 		}
-		args = append(args, "--config="+matches[0])
+		if n == 0 {
+			return fmt.Errorf("kwok stages %s not found under %s: run e2e/build-binaries.sh", d, stage)
+		}
 	}
 	_, err := c.run("kwok", args...)
 	return err

@@ -1,9 +1,39 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 )
+
+var nameSeq atomic.Int64
+
+// uniqueName makes names distinct across -count runs of the suite.
+func uniqueName(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, nameSeq.Add(1))
+}
+
+// addEphemeral adds an ephemeral container as `kubectl debug` does,
+// retrying when something else (kwok's status updates) changed the pod.
+func addEphemeral(ctx context.Context, cs kubernetes.Interface, ns, name string, ec corev1.EphemeralContainer) (*corev1.Pod, error) {
+	var out *corev1.Pod
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, ec)
+		out, err = cs.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, name, p, metav1.UpdateOptions{})
+		return err
+	})
+	return out, err
+}
 
 func admissionFailurePolicy(s string) admissionregistrationv1.FailurePolicyType {
 	return admissionregistrationv1.FailurePolicyType(s)

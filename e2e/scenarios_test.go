@@ -19,13 +19,13 @@ func TestPlainPodRestrictedNamespace(t *testing.T) {
 	if err := ensureNamespace(ctx, "no-webhook", map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := admin.CoreV1().Pods("no-webhook").Create(ctx, plainPod("web"), metav1.CreateOptions{})
+	_, err := admin.CoreV1().Pods("no-webhook").Create(ctx, plainPod(uniqueName("web")), metav1.CreateOptions{})
 	if err == nil || !strings.Contains(err.Error(), "violates PodSecurity") {
 		t.Fatalf("without the webhook, PodSecurity should reject a plain pod; got %v", err)
 	}
 	restrictedNamespace(t, "s1-restricted", nil)
 	cs, w := clientWithWarnings(t)
-	p, err := cs.CoreV1().Pods("s1-restricted").Create(ctx, plainPod("web"), metav1.CreateOptions{})
+	p, err := cs.CoreV1().Pods("s1-restricted").Create(ctx, plainPod(uniqueName("web")), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("with the webhook the pod must be admitted: %v", err)
 	}
@@ -203,15 +203,14 @@ func TestEphemeralContainerHardened(t *testing.T) {
 	requireCluster(t)
 	ctx := context.Background()
 	restrictedNamespace(t, "s6-debug", nil)
-	p, err := admin.CoreV1().Pods("s6-debug").Create(ctx, plainPod("target"), metav1.CreateOptions{})
-	if err != nil {
+	name := uniqueName("target")
+	if _, err := admin.CoreV1().Pods("s6-debug").Create(ctx, plainPod(name), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{
+	got, err := addEphemeral(ctx, admin, "s6-debug", name, corev1.EphemeralContainer{
 		EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", Image: "busybox", Stdin: true, TTY: true},
 		TargetContainerName:      "nginx",
 	})
-	got, err := admin.CoreV1().Pods("s6-debug").UpdateEphemeralContainers(ctx, "target", p, metav1.UpdateOptions{})
 	if err != nil {
 		t.Fatalf("ephemeral container rejected: %v", err)
 	}
@@ -224,16 +223,15 @@ func TestEphemeralContainerHardened(t *testing.T) {
 	if err := ensureNamespace(ctx, "no-webhook", map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}); err != nil {
 		t.Fatal(err)
 	}
-	hardened := plainPod("target2")
+	name2 := uniqueName("target2")
+	hardened := plainPod(name2)
 	hardened.Spec = *got.Spec.DeepCopy()
 	hardened.Spec.EphemeralContainers = nil
 	hardened.Spec.NodeName = ""
-	q, err := admin.CoreV1().Pods("no-webhook").Create(ctx, hardened, metav1.CreateOptions{})
-	if err != nil {
+	if _, err := admin.CoreV1().Pods("no-webhook").Create(ctx, hardened, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("already-hardened pod rejected: %v", err)
 	}
-	q.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", Image: "busybox"}}}
-	if _, err := admin.CoreV1().Pods("no-webhook").UpdateEphemeralContainers(ctx, "target2", q, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), "violates PodSecurity") {
+	if _, err := addEphemeral(ctx, admin, "no-webhook", name2, corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", Image: "busybox"}}); err == nil || !strings.Contains(err.Error(), "violates PodSecurity") {
 		t.Errorf("without the webhook the debug container should violate PodSecurity; got %v", err)
 	}
 }

@@ -98,9 +98,12 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return nil, err
 	}
 	c = &Cluster{Dir: o.Dir, opts: o}
+	// A failed start stops what it started; `return nil, err` clears c, so
+	// the deferred stop keeps its own pointer.
+	started := c
 	defer func() {
 		if err != nil {
-			c.Stop()
+			started.Stop()
 		}
 	}()
 	if c.ca, err = newAuthority(); err != nil {

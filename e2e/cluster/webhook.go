@@ -96,13 +96,15 @@ func (w *Webhook) Stop() { w.Proc.Stop(15 * time.Second) }
 func (w *Webhook) CABundle() ([]byte, error) { return os.ReadFile(filepath.Join(w.CertsDir, "ca.crt")) }
 
 func grantNamespaceRead(ctx context.Context, cs kubernetes.Interface, user string) error {
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pod-hardener"},
+	// Named apart from deploy/'s objects, which a test applies to the
+	// same cluster.
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pod-hardener-e2e"},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}}}}
 	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating ClusterRole: %w", err)
 	}
-	rb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "pod-hardener"},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "pod-hardener"},
+	rb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "pod-hardener-e2e"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "pod-hardener-e2e"},
 		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}}}
 	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating ClusterRoleBinding: %w", err)

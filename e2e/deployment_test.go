@@ -42,9 +42,10 @@ func TestDeploymentBecomesAvailable(t *testing.T) {
 	fakeNode(t, ctx)
 	restrictedNamespace(t, "s2-apps", nil)
 	replicas := int32(2)
-	labels := map[string]string{"app": "web"}
+	name := uniqueName("web")
+	labels := map[string]string{"app": name}
 	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -60,7 +61,7 @@ func TestDeploymentBecomesAvailable(t *testing.T) {
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		got, err := admin.AppsV1().Deployments("s2-apps").Get(ctx, "web", metav1.GetOptions{})
+		got, err := admin.AppsV1().Deployments("s2-apps").Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +85,7 @@ func TestDeploymentBecomesAvailable(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Logf("Deployment Available in %s", time.Since(start).Round(100*time.Millisecond))
-	pods, err := admin.CoreV1().Pods("s2-apps").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	pods, err := admin.CoreV1().Pods("s2-apps").List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
 	if err != nil {
 		t.Fatal(err)
 	}

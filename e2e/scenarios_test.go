@@ -57,7 +57,7 @@ func TestProfileSelection(t *testing.T) {
 	if err := ensureNamespace(ctx, "s3-labelled", map[string]string{"pod-hardener.io/profile": "baseline"}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := admin.CoreV1().Pods("s3-labelled").Create(ctx, plainPod("a"), metav1.CreateOptions{})
+	p, err := admin.CoreV1().Pods("s3-labelled").Create(ctx, plainPod(uniqueName("a")), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestProfileSelection(t *testing.T) {
 	if err := ensureNamespace(ctx, "legacy-billing", nil); err != nil {
 		t.Fatal(err)
 	}
-	p, err = admin.CoreV1().Pods("legacy-billing").Create(ctx, plainPod("a"), metav1.CreateOptions{})
+	p, err = admin.CoreV1().Pods("legacy-billing").Create(ctx, plainPod(uniqueName("a")), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestProfileSelection(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; ; i++ {
-		p, err = admin.CoreV1().Pods("s3-labelled").Create(ctx, plainPod(fmt.Sprintf("b%d", i)), metav1.CreateOptions{})
+		p, err = admin.CoreV1().Pods("s3-labelled").Create(ctx, plainPod(uniqueName(fmt.Sprintf("b%d", i))), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func TestExemptions(t *testing.T) {
 		if err := ensureNamespace(ctx, ns.name, ns.labels); err != nil {
 			t.Fatal(err)
 		}
-		p, err := admin.CoreV1().Pods(ns.name).Create(ctx, exemptPod("x"), metav1.CreateOptions{})
+		p, err := admin.CoreV1().Pods(ns.name).Create(ctx, exemptPod(uniqueName("x")), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestExemptions(t *testing.T) {
 
 	restrictedNamespace(t, "s4-closed", nil)
 	cs, w := clientWithWarnings(t)
-	p, err := cs.CoreV1().Pods("s4-closed").Create(ctx, exemptPod("x"), metav1.CreateOptions{})
+	p, err := cs.CoreV1().Pods("s4-closed").Create(ctx, exemptPod(uniqueName("x")), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("pod with an unauthorized exemption must still be admitted, hardened: %v", err)
 	}
@@ -154,7 +154,7 @@ func TestExemptions(t *testing.T) {
 	if err := ensureNamespace(ctx, "s4-deny", map[string]string{"pod-hardener.io/profile": "strict-deny"}); err != nil {
 		t.Fatal(err)
 	}
-	priv := plainPod("priv")
+	priv := plainPod(uniqueName("priv"))
 	yes := true
 	priv.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &yes}
 	_, err = admin.CoreV1().Pods("s4-deny").Create(ctx, priv, metav1.CreateOptions{})
@@ -173,7 +173,7 @@ func TestWritablePaths(t *testing.T) {
 	requireCluster(t)
 	ctx := context.Background()
 	restrictedNamespace(t, "s5-writable", nil)
-	p := plainPod("nginx")
+	p := plainPod(uniqueName("nginx"))
 	p.Annotations = map[string]string{"pod-hardener.io/writable-paths": "/var/cache/nginx,/var/run"}
 	got, err := admin.CoreV1().Pods("s5-writable").Create(ctx, p, metav1.CreateOptions{})
 	if err != nil {
@@ -245,7 +245,7 @@ func TestPrivilegedAndWindowsPodsAdmitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	yes := true
-	priv := plainPod("agent")
+	priv := plainPod(uniqueName("agent"))
 	priv.Spec.HostNetwork = true
 	priv.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &yes,
 		Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN", "NET_ADMIN"}}}
@@ -261,13 +261,13 @@ func TestPrivilegedAndWindowsPodsAdmitted(t *testing.T) {
 		t.Errorf("user's values changed: %+v", sc)
 	}
 
-	sysadmin := plainPod("fuse")
+	sysadmin := plainPod(uniqueName("fuse"))
 	sysadmin.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"CAP_SYS_ADMIN"}}}
 	if _, err := admin.CoreV1().Pods("s10-system").Create(ctx, sysadmin, metav1.CreateOptions{}); err != nil {
 		t.Errorf("CAP_SYS_ADMIN pod rejected: %v", err)
 	}
 
-	win := plainPod("iis")
+	win := plainPod(uniqueName("iis"))
 	win.Spec.OS = &corev1.PodOS{Name: corev1.Windows}
 	restrictedNamespace(t, "s10-windows", nil)
 	w, err := admin.CoreV1().Pods("s10-windows").Create(ctx, win, metav1.CreateOptions{})

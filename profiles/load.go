@@ -61,6 +61,12 @@ func Load(v *viper.Viper, path string) (*Config, error) {
 			return nil, fmt.Errorf("reading config config.yaml: %w", err)
 		}
 	}
+	return LoadData(v, data, path)
+}
+
+// LoadData builds the config from config.yaml's bytes (as read by Load,
+// or by a reload) with viper's environment overrides on top.
+func LoadData(v *viper.Viper, data []byte, path string) (*Config, error) {
 	c := &Config{}
 	if len(bytes.TrimSpace(data)) > 0 {
 		if err := yaml.UnmarshalStrict(data, c); err != nil {

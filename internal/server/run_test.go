@@ -63,6 +63,8 @@ func startServer(t *testing.T, config string, ns NamespaceLookup) *running {
 			Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Out:           io.Discard,
 			Namespaces:    ns,
+			// Fast polling keeps the reload tests short.
+			ConfigPollInterval: 100 * time.Millisecond,
 			OnListening: func(a, m string) {
 				r.addr, r.metrics = a, m
 				close(ready)
@@ -277,6 +279,24 @@ func TestConfigReloadUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("privileged")
+	// Truncated in place (as `cp` or an editor does mid-write): an empty
+	// file is refused, never taken for the built-in defaults.
+	if err := os.WriteFile(cfgPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if p := profileNow(); p != "privileged" {
+		t.Fatalf("an empty config file changed the profile to %q", p)
+	}
+	// Deleted and recreated: reloads keep working.
+	if err := os.Remove(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := os.WriteFile(cfgPath, []byte("defaultProfile: baseline\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("baseline")
 	close(stop)
 	wait()
 	if failed.Load() != 0 {

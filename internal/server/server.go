@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -13,9 +14,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -46,6 +47,8 @@ type Options struct {
 	ShutdownDelay time.Duration
 	// ShutdownTimeout bounds the wait for in-flight requests.
 	ShutdownTimeout time.Duration
+	// ConfigPollInterval: how often config.yaml is checked for changes.
+	ConfigPollInterval time.Duration
 
 	Logger *slog.Logger
 	Out    io.Writer // dev-certs output
@@ -77,6 +80,9 @@ func (o *Options) defaults() {
 	}
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = 30 * time.Second
+	}
+	if o.ConfigPollInterval == 0 {
+		o.ConfigPollInterval = time.Second
 	}
 }
 
@@ -130,7 +136,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	decider := NewDecider(cfg, ns, metrics)
 	if path := o.Viper.ConfigFileUsed(); path != "" {
-		watchConfig(ctx, o.Viper, path, decider, metrics, log)
+		watchConfig(ctx, o.Viper, path, o.ConfigPollInterval, decider, metrics, log)
 	}
 
 	handler, err := NewHandler(decider, reg, log)
@@ -235,23 +241,83 @@ func kubeConfig(path string) (*rest.Config, error) {
 }
 
 // watchConfig re-reads config.yaml when it changes. An invalid new config
-// is refused, logged and counted; the last good one keeps serving.
-func watchConfig(ctx context.Context, v *viper.Viper, path string, d *Decider, m *Metrics, log *slog.Logger) {
-	v.OnConfigChange(func(e fsnotify.Event) {
-		if ctx.Err() != nil {
-			return
+// is refused, logged and counted; the last good one keeps serving. It polls
+// the file (size, mtime, inode) rather than using viper's watcher: that one
+// fires while an editor or `cp` is still writing (so an empty, half-written
+// file looked like the defaults) and stops for good once the file is
+// deleted and recreated. A change is read until two reads agree, and an
+// empty file is refused: no admin means "drop every rule" that way.
+func watchConfig(ctx context.Context, v *viper.Viper, path string, every time.Duration, d *Decider, m *Metrics, log *slog.Logger) {
+	last := fileStamp(path)
+	var lastData []byte
+	if b, err := os.ReadFile(path); err == nil {
+		lastData = b
+	}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		missing := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			st := fileStamp(path)
+			if st == "" {
+				if !missing {
+					missing = true
+					m.configReload("error")
+					log.Error("config file unreadable; the previous config keeps serving", "path", path)
+				}
+				continue
+			}
+			missing = false
+			if st == last {
+				continue
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				continue
+			}
+			time.Sleep(every / 10)
+			again, err := os.ReadFile(path)
+			if err != nil || !bytes.Equal(data, again) || fileStamp(path) != st {
+				continue // still being written: next tick
+			}
+			last = st
+			if bytes.Equal(data, lastData) {
+				continue
+			}
+			lastData = data
+			if len(bytes.TrimSpace(data)) == 0 {
+				m.configReload("error")
+				log.Error("config reload refused: the file is empty; the previous config keeps serving", "path", path)
+				continue
+			}
+			c, err := profiles.LoadData(v, data, path)
+			if err != nil {
+				m.configReload("error")
+				log.Error("config reload refused; the previous config keeps serving", "path", path, "error", err)
+				continue
+			}
+			d.SetConfig(c)
+			m.configReload("success")
+			log.Info("config reloaded", "path", path, "defaultProfile", c.DefaultProfile, "profiles", len(c.ProfileNames()))
 		}
-		c, err := profiles.Load(viper.New(), path)
-		if err != nil {
-			m.configReload("error")
-			log.Error("config reload refused; the previous config keeps serving", "path", path, "error", err)
-			return
-		}
-		d.SetConfig(c)
-		m.configReload("success")
-		log.Info("config reloaded", "path", path, "defaultProfile", c.DefaultProfile, "profiles", len(c.ProfileNames()))
-	})
-	v.WatchConfig()
+	}()
+}
+
+func fileStamp(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	var ino uint64
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		ino = sys.Ino
+	}
+	return fmt.Sprintf("%d/%d/%d", st.Size(), st.ModTime().UnixNano(), ino)
 }
 
 func printDevConfig(w io.Writer, addr string, ca []byte) {

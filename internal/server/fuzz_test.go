@@ -1,0 +1,118 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/pod-hardener/pod-hardener/profiles"
+)
+
+func fuzzHandler(t testing.TB) http.Handler {
+	h, err := NewHandler(NewDecider(profiles.Default(), NoNamespaces{}, nil), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// checkAnswer is what every answer must satisfy: a known status, and for
+// a 200 an AdmissionReview whose patch applies to the request's object.
+func checkAnswer(t *testing.T, body []byte, w *httptest.ResponseRecorder) {
+	t.Helper()
+	switch w.Code {
+	case http.StatusOK:
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusInternalServerError:
+		if w.Body.Len() == 0 {
+			t.Fatalf("status %d without a message", w.Code)
+		}
+		return
+	default:
+		t.Fatalf("unexpected status %d: %s", w.Code, w.Body)
+	}
+	var ar admissionv1.AdmissionReview
+	if err := json.Unmarshal(w.Body.Bytes(), &ar); err != nil || ar.Response == nil {
+		t.Fatalf("200 without an AdmissionReview: %v %s", err, w.Body)
+	}
+	if !ar.Response.Allowed && (ar.Response.Result == nil || ar.Response.Result.Message == "") {
+		t.Fatalf("rejection without a message: %s", w.Body)
+	}
+	if len(ar.Response.Patch) == 0 {
+		return
+	}
+	var in admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &in); err != nil || in.Request == nil {
+		t.Fatalf("a patch for a body that does not decode: %v", err)
+	}
+	p, err := jsonpatch.DecodePatch(ar.Response.Patch)
+	if err != nil {
+		t.Fatalf("patch does not decode: %v", err)
+	}
+	if _, err := p.Apply(in.Request.Object.Raw); err != nil {
+		t.Fatalf("patch %s does not apply to %s: %v", ar.Response.Patch, in.Request.Object.Raw, err)
+	}
+}
+
+// FuzzHandler sends arbitrary bodies to /mutate: never a panic, always a
+// known status with a message, and any patch applies to the object.
+func FuzzHandler(f *testing.F) {
+	for _, s := range [][]byte{
+		review{obj: futurePod}.JSON(),
+		review{op: "UPDATE", subresource: "ephemeralcontainers", obj: `{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a"}],"ephemeralContainers":[{"name":"d"}]}}`, old: `{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a"}]}}`}.JSON(),
+		[]byte(`{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"x","resource":{"resource":"pods"},"operation":"CREATE","object":{"spec":{"containers":[{"name":"a"}]}}}}`),
+		[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`),
+		[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}`),
+		[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"resource":{"resource":"pods"},"operation":"CREATE","object":null}}`),
+		[]byte(`{"apiVersion":"admission.k8s.io/v2","kind":"AdmissionReview","request":{}}`),
+		[]byte(`[]`), []byte(`null`), []byte(``), []byte(`{`),
+	} {
+		f.Add(s)
+	}
+	h := fuzzHandler(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/mutate", bytes.NewReader(body)))
+		checkAnswer(t, body, w)
+	})
+}
+
+// FuzzReviewObject keeps the AdmissionReview valid and fuzzes the pod in
+// it, with the operations that harden: the answer is always a 200 (a pod
+// that cannot be read is rejected, never errored, so failurePolicy Ignore
+// cannot let it through), and any patch applies.
+func FuzzReviewObject(f *testing.F) {
+	for _, s := range []string{
+		futurePod,
+		`{"metadata":{"name":"p","annotations":{"pod-hardener.io/writable-paths":"/a,../b","exempt.pod-hardener.io/x":"nope"}},"spec":{"containers":[{"name":"x","securityContext":{"privileged":true,"capabilities":{"add":["SYS_ADMIN"]}}}]}}`,
+		`{"spec":{"os":{"name":"windows"},"containers":[{"name":"w"}]}}`,
+		`{"spec":{"containers":[{"name":"a","securityContext":null,"volumeMounts":null}],"volumes":null}}`,
+		`{"spec":{"containers":"x"}}`, `{"spec":{}}`, `{}`, `[]`, `"x"`, `{"spec":{"containers":[null]}}`,
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	h := fuzzHandler(f)
+	f.Fuzz(func(t *testing.T, obj []byte, ephemeral bool) {
+		if !json.Valid(obj) {
+			return // the envelope must stay valid JSON; FuzzHandler covers broken bodies
+		}
+		r := review{obj: string(obj)}
+		if ephemeral {
+			r.op, r.subresource, r.old = "UPDATE", "ephemeralcontainers", `{"spec":{"containers":[{"name":"a"}]}}`
+		}
+		body := r.JSON()
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/mutate", bytes.NewReader(body)))
+		if w.Code != http.StatusOK {
+			t.Fatalf("status %d for object %s: %s", w.Code, obj, w.Body)
+		}
+		checkAnswer(t, body, w)
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -364,5 +365,70 @@ func TestWithAuditAnnotations(t *testing.T) {
 		if ar.Response.UID != "u" || !ar.Response.Allowed || ar.Response.AuditAnnotations["q"] != `a"b` || ar.Response.AuditAnnotations["profile"] != "restricted" {
 			t.Errorf("%s -> %s", in, out)
 		}
+	}
+}
+
+func TestHandlerBadInputMore(t *testing.T) {
+	many := `{"metadata":{"name":"big"},"spec":{"containers":[`
+	for i := 0; i < 1000; i++ {
+		if i > 0 {
+			many += ","
+		}
+		many += `{"name":"c` + strconv.Itoa(i) + `","image":"x"}`
+	}
+	many += `]}}`
+	deep := `{"metadata":{"name":"deep"},"spec":{"containers":[{"name":"a","x":` + strings.Repeat(`{"a":`, 20000) + `1` + strings.Repeat(`}`, 20000) + `}]}}`
+	cases := []struct {
+		name  string
+		body  []byte
+		code  int
+		check func(t *testing.T, resp *admissionv1.AdmissionResponse)
+	}{
+		{"missing request", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), 400, nil},
+		{"wrong apiVersion", []byte(`{"apiVersion":"admission.k8s.io/v2","kind":"AdmissionReview","request":{"uid":"u"}}`), 400, nil},
+		{"wrong kind", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"Pod","request":{"uid":"u"}}`), 400, nil},
+		{"missing uid is still answered", review{obj: futurePod}.JSON(), 200, nil},
+		{"1,000 containers", review{obj: many}.JSON(), 200, func(t *testing.T, resp *admissionv1.AdmissionResponse) {
+			out := applyPatch(t, many, resp.Patch)
+			var p struct {
+				Spec struct {
+					Containers []map[string]any `json:"containers"`
+				} `json:"spec"`
+			}
+			_ = json.Unmarshal(out, &p)
+			if len(p.Spec.Containers) != 1000 || p.Spec.Containers[999]["securityContext"] == nil {
+				t.Errorf("1,000 containers not all hardened")
+			}
+			// One short warning per field, not one name per container.
+			for _, w := range resp.Warnings {
+				if len(w) > 400 {
+					t.Errorf("warning of %d bytes", len(w))
+				}
+			}
+		}},
+		{"deeply nested JSON", review{obj: deep}.JSON(), 400, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			w := httptest.NewRecorder()
+			e.handler.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/mutate", bytes.NewReader(tc.body)))
+			if w.Code != tc.code {
+				t.Fatalf("status %d, want %d: %.300s", w.Code, tc.code, w.Body)
+			}
+			if w.Code != 200 {
+				if w.Body.Len() == 0 {
+					t.Error("error without a message")
+				}
+				return
+			}
+			var ar admissionv1.AdmissionReview
+			if err := json.Unmarshal(w.Body.Bytes(), &ar); err != nil {
+				t.Fatal(err)
+			}
+			if tc.check != nil {
+				tc.check(t, ar.Response)
+			}
+		})
 	}
 }

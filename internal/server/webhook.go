@@ -44,6 +44,10 @@ func (w *hardenWebhook) ID() string                 { return webhookID }
 func (w *hardenWebhook) Kind() kwhmodel.WebhookKind { return kwhmodel.WebhookKindMutating }
 
 func (w *hardenWebhook) Review(ctx context.Context, ar kwhmodel.AdmissionReview) (kwhmodel.AdmissionResponse, error) {
+	holder, _ := ctx.Value(auditKey{}).(*auditHolder)
+	if holder != nil {
+		holder.reviewing = true
+	}
 	req := toRequest(&ar)
 	dec, err := w.d.Decide(ctx, req)
 	if err != nil {
@@ -55,8 +59,8 @@ func (w *hardenWebhook) Review(ctx context.Context, ar kwhmodel.AdmissionReview)
 			Message: "pod-hardener cannot read this object, so it cannot harden it: " + err.Error()}, nil
 	}
 	w.d.metrics.review(req.Operation, dec.Outcome)
-	if h, ok := ctx.Value(auditKey{}).(*auditHolder); ok {
-		h.annotations = dec.AuditAnnotations
+	if holder != nil {
+		holder.annotations = dec.AuditAnnotations
 	}
 	// One line per review at debug (the API server's audit log has our
 	// audit annotations); rejections at info.
@@ -100,8 +104,12 @@ func toRequest(ar *kwhmodel.AdmissionReview) *Request {
 type auditKey struct{}
 
 // auditHolder carries audit annotations from Review to the HTTP layer,
-// since kubewebhook's response model has no field for them.
-type auditHolder struct{ annotations map[string]string }
+// since kubewebhook's response model has no field for them; reviewing
+// tells a panic in our review from one in kubewebhook's decoding.
+type auditHolder struct {
+	annotations map[string]string
+	reviewing   bool
+}
 
 // NewHandler returns the /mutate handler: body limit (413), panic recovery,
 // kubewebhook's handler around our measured webhook, and audit annotations
@@ -130,8 +138,16 @@ type guard struct {
 }
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	holder := &auditHolder{}
 	defer func() {
 		if p := recover(); p != nil {
+			if !holder.reviewing {
+				// kubewebhook panics building its model from a review
+				// without a request: that is a malformed body.
+				g.metrics.badRequest("400")
+				http.Error(w, fmt.Sprintf("malformed AdmissionReview: %v", p), http.StatusBadRequest)
+				return
+			}
 			g.metrics.panicked()
 			g.log.Error("panic serving a review", "panic", fmt.Sprint(p))
 			http.Error(w, "internal error: the review panicked; see the webhook's log", http.StatusInternalServerError)
@@ -156,7 +172,6 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuseTooLarge(w)
 		return
 	}
-	holder := &auditHolder{}
 	r = r.WithContext(context.WithValue(r.Context(), auditKey{}, holder))
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))

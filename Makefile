@@ -31,12 +31,14 @@ e2e: e2e-bins ## the e2e suite alone
 e2e-bins: ## build (once, cached) etcd, kube-apiserver, controller-manager, scheduler, kwok from the Go module proxy
 	@e2e/build-binaries.sh
 
-bench: ## engine benchmarks beside the decode/encode floor, and their ratio
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./mutate/
-	BENCH_RATIO=1 $(GO) test -count=1 -run TestBenchRatio -v ./mutate/
+bench: ## engine and handler benchmarks beside their floors (and kubewebhook's stock path), with ratios
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./mutate/ ./internal/server/
+	BENCH_RATIO=1 $(GO) test -count=1 -run 'TestBenchRatio|TestHandlerBenchRatio' -v ./mutate/ ./internal/server/
 
-fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+fuzz: ## run each fuzz target for FUZZTIME (default 30s): engine, HTTP handler, review objects
 	$(GO) test -run '^$$' -fuzz '^FuzzHarden$$' -fuzztime $(FUZZTIME) ./mutate/
+	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./internal/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzReviewObject$$' -fuzztime $(FUZZTIME) ./internal/server/
 
 demo: build ## a local kube-apiserver with pod-hardener: a plain pod hardened in a restricted namespace; keeps running
 	@e2e/build-binaries.sh etcd kube-apiserver

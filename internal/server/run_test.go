@@ -27,7 +27,10 @@ import (
 // running is a `serve` started in process on loopback.
 type running struct {
 	addr, metrics string
-	pool          *x509.CertPool
+	// pool is swapped whole, never changed in place: handshakes in other
+	// goroutines read it.
+	pool          atomic.Pointer[x509.CertPool]
+	caPEM         []byte
 	dir           string
 	cancel        context.CancelFunc
 	done          chan error
@@ -46,7 +49,8 @@ func startServer(t *testing.T, config string, ns NamespaceLookup) *running {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
-	r := &running{pool: pool, dir: dir, done: make(chan error, 1)}
+	r := &running{dir: dir, done: make(chan error, 1), caPEM: ca}
+	r.pool.Store(pool)
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -91,7 +95,7 @@ func startServer(t *testing.T, config string, ns NamespaceLookup) *running {
 
 func (r *running) client() *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: r.pool},
+		TLSClientConfig:   &tls.Config{RootCAs: r.pool.Load()},
 		ForceAttemptHTTP2: true,
 	}}
 }
@@ -126,7 +130,7 @@ func TestServeTLSAndHTTP1Only(t *testing.T) {
 	if httpResp.ProtoMajor != 1 {
 		t.Errorf("HTTP/2 negotiated (%s); it must be off by default", httpResp.Proto)
 	}
-	old := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.pool, MaxVersion: tls.VersionTLS11}}}
+	old := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.pool.Load(), MaxVersion: tls.VersionTLS11}}}
 	if _, err := old.Get("https://" + r.addr + "/mutate"); err == nil {
 		t.Error("TLS 1.1 accepted")
 	}
@@ -188,7 +192,10 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.pool.AppendCertsFromPEM(ca)
+	both := x509.NewCertPool()
+	both.AppendCertsFromPEM(r.caPEM)
+	both.AppendCertsFromPEM(ca)
+	r.pool.Store(both)
 	// Write the key last and non-atomically, as a careless rotation would:
 	// the half-written pair must be ignored until it loads.
 	if err := os.WriteFile(filepath.Join(r.dir, "certs", "tls.crt"), cert, 0o644); err != nil {
@@ -201,7 +208,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	newSerial := parseCert(t, cert).SerialNumber
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		conn, err := tls.Dial("tcp", r.addr, &tls.Config{RootCAs: r.pool})
+		conn, err := tls.Dial("tcp", r.addr, &tls.Config{RootCAs: r.pool.Load()})
 		if err == nil {
 			got := conn.ConnectionState().PeerCertificates[0].SerialNumber
 			conn.Close()

@@ -29,11 +29,11 @@ type running struct {
 	addr, metrics string
 	// pool is swapped whole, never changed in place: handshakes in other
 	// goroutines read it.
-	pool          atomic.Pointer[x509.CertPool]
-	caPEM         []byte
-	dir           string
-	cancel        context.CancelFunc
-	done          chan error
+	pool   atomic.Pointer[x509.CertPool]
+	caPEM  []byte
+	dir    string
+	cancel context.CancelFunc
+	done   chan error
 }
 
 func startServer(t *testing.T, config string, ns NamespaceLookup) *running {

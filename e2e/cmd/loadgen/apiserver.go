@@ -3,9 +3,11 @@ package main
 // `loadgen apiserver`: pod-create latency through a real kube-apiserver
 // (e2e/cluster: etcd and kube-apiserver on loopback, no controllers) with
 // no webhook registered, with the floor registered (it answers "allowed"
-// with no patch: what calling any webhook costs), and with the real
-// pod-hardener registered; the configurations alternate within each round.
-// The difference to "none" is what a webhook adds.
+// with no patch: what calling any webhook costs), with the floor answering
+// a one-operation patch (floor-patch: what any mutating webhook costs the
+// API server, which applies the patch and re-runs its mutating admission),
+// and with the real pod-hardener registered; the configurations alternate
+// within each round. The difference to "none" is what a webhook adds.
 
 import (
 	"context"
@@ -39,9 +41,10 @@ const webhookName = "pod-hardener"
 
 // The webhook configurations compared.
 const (
-	hookNone  = "none"
-	hookFloor = "floor"
-	hookOurs  = "ours"
+	hookNone       = "none"
+	hookFloor      = "floor"
+	hookFloorPatch = "floor-patch"
+	hookOurs       = "ours"
 )
 
 // CreateRun is one batch of pod creates.
@@ -89,7 +92,7 @@ func apiserverCmd(args []string) error {
 	binDir := fs.String("bin-dir", cluster.DefaultBinDir(), "etcd and kube-apiserver (e2e/build-binaries.sh)")
 	creates := fs.Int("creates", 1000, "pod creates per run")
 	concs := fs.String("concurrency", "1,10,50", "concurrent creators, one run each")
-	hooks := fs.String("webhooks", "none,floor,ours", "configurations compared: none, floor, ours")
+	hooks := fs.String("webhooks", "none,floor,floor-patch,ours", "configurations compared: none, floor, floor-patch, ours")
 	rounds := fs.Int("rounds", 3, "rounds; the configurations' order alternates")
 	warm := fs.Int("warmup", 100, "creates before each run, not measured")
 	http2 := fs.Bool("webhook-http2", false, "serve the webhook with HTTP/2 (server.http2 in its config)")
@@ -110,7 +113,7 @@ func apiserverCmd(args []string) error {
 	}
 	configs := splitList(*hooks)
 	for _, h := range configs {
-		if h != hookNone && h != hookFloor && h != hookOurs {
+		if h != hookNone && h != hookFloor && h != hookFloorPatch && h != hookOurs {
 			return fmt.Errorf("--webhooks: unknown %q", h)
 		}
 	}
@@ -163,6 +166,12 @@ func apiserverCmd(args []string) error {
 		return err
 	}
 	floorURL := fmt.Sprintf("https://127.0.0.1:%d/mutate", floorPort)
+	floorPatchPort := cluster.FreePort()
+	if _, err := c.Run("floor-patch", self, "floor-server", "--patch", "--listen", fmt.Sprintf("127.0.0.1:%d", floorPatchPort),
+		"--cert", filepath.Join(hook.CertsDir, "tls.crt"), "--key", filepath.Join(hook.CertsDir, "tls.key")); err != nil {
+		return err
+	}
+	floorPatchURL := fmt.Sprintf("https://127.0.0.1:%d/mutate", floorPatchPort)
 	restCfg, err := cluster.RestConfig(c.Kubeconfig)
 	if err != nil {
 		return err
@@ -197,10 +206,7 @@ func apiserverCmd(args []string) error {
 			}
 			registered = false
 		default:
-			url := hook.URL
-			if which == hookFloor {
-				url = floorURL
-			}
+			url := map[string]string{hookOurs: hook.URL, hookFloor: floorURL, hookFloorPatch: floorPatchURL}[which]
 			if err := cluster.Register(ctx, cs, cluster.Registration{Name: webhookName, URL: url, CABundle: ca}); err != nil {
 				return err
 			}
@@ -237,7 +243,7 @@ func apiserverCmd(args []string) error {
 				if _, _, err := createPods(ctx, cs, ns, *warm, conc, nil); err != nil {
 					return fmt.Errorf("warm-up in %s: %w", ns, err)
 				}
-				tw0 := timeWaits(hook.Port, floorPort)
+				tw0 := timeWaits(hook.Port, floorPort, floorPatchPort)
 				cpu0, m0 := cpuOf(pids), sampleMachine(0)
 				t0 := time.Now()
 				r := &CreateRun{Concurrency: conc, Webhook: which, Round: round, Namespace: ns, Creates: *creates}
@@ -247,7 +253,7 @@ func apiserverCmd(args []string) error {
 					return err
 				}
 				cpu1, m1 := cpuOf(pids), sampleMachine(0)
-				r.ClosedConns = timeWaits(hook.Port, floorPort) - tw0
+				r.ClosedConns = timeWaits(hook.Port, floorPort, floorPatchPort) - tw0
 				r.Seconds, r.Hardened = el.Seconds(), hardened
 				r.PerSecond = float64(len(lat)) / el.Seconds()
 				sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
@@ -268,9 +274,9 @@ func apiserverCmd(args []string) error {
 				}
 				r.OtherCores = float64((m1.busy-m0.busy)-ours) / clockTicks / el.Seconds()
 				runs = append(runs, r)
-				fmt.Fprintf(os.Stderr, "  c=%-2d round %d webhook %-5s: %5.0f creates/s  p50 %6.2f  p90 %6.2f  p99 %7.2f  max %7.2f ms  err %d  hardened %4d  CPU/create µs: apiserver %4.0f etcd %3.0f webhook %3.0f floor %3.0f client %3.0f  conns closed %d  other %.2f cores\n",
+				fmt.Fprintf(os.Stderr, "  c=%-2d round %d webhook %-5s: %5.0f creates/s  p50 %6.2f  p90 %6.2f  p99 %7.2f  max %7.2f ms  err %d  hardened %4d  CPU/create µs: apiserver %4.0f etcd %3.0f webhook %3.0f client %3.0f  conns closed %d  other %.2f cores\n",
 					conc, round, which, r.PerSecond, r.P50, r.P90, r.P99, r.Max, r.Errors, r.Hardened,
-					r.CPUPerCreate["kube-apiserver"], r.CPUPerCreate["etcd"], r.CPUPerCreate["pod-hardener"], r.CPUPerCreate["floor"],
+					r.CPUPerCreate["kube-apiserver"], r.CPUPerCreate["etcd"], hookCPU(r),
 					r.CPUPerCreate["loadgen"], r.ClosedConns, r.OtherCores)
 				if which == hookOurs && hardened != *creates-r.Errors {
 					return fmt.Errorf("%s: only %d of %d created pods were hardened", ns, hardened, *creates)
@@ -346,7 +352,7 @@ func summarizeCreates(runs []*CreateRun, concurrency []int, configs []string, ro
 			s.By[which] = m
 		}
 		none := s.By[hookNone]
-		for _, which := range []string{hookFloor, hookOurs} {
+		for _, which := range []string{hookFloor, hookFloorPatch, hookOurs} {
 			w := s.By[which]
 			if none == nil || w == nil {
 				continue
@@ -386,12 +392,8 @@ func printCreates(sums []*CreateSummary, configs []string, creates, rounds int, 
 			if a, ok := s.Added[which]; ok {
 				added50, added99 = fmt.Sprintf("%+.2f", a["p50"]), fmt.Sprintf("%+.2f", a["p99"])
 			}
-			hookCPU := r.CPUPerCreate["pod-hardener"]
-			if which == hookFloor {
-				hookCPU = r.CPUPerCreate["floor"]
-			}
 			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%.0f\t%.0f\t%d\t%s\t%s\t%.2f\t\n", s.Concurrency, which, r.PerSecond,
-				r.P50, r.P90, r.P99, r.Max, r.Errors, r.CPUPerCreate["kube-apiserver"], hookCPU, r.ClosedConns, added50, added99, r.OtherCores)
+				r.P50, r.P90, r.P99, r.Max, r.Errors, r.CPUPerCreate["kube-apiserver"], hookCPU(r), r.ClosedConns, added50, added99, r.OtherCores)
 		}
 	}
 	tw.Flush()
@@ -404,9 +406,20 @@ func printCreates(sums []*CreateSummary, configs []string, creates, rounds int, 
 		if !s.Met {
 			v = "MISSED"
 		}
-		fmt.Printf("  %s target at concurrency %d: pod-hardener adds < 2 ms to p50 (adds %+.2f ms; by round %s; the floor webhook adds %+.2f)\n",
-			v, s.Concurrency, a["p50"], fmtList(s.AddedRounds[hookOurs]), s.Added[hookFloor]["p50"])
+		fmt.Printf("  %s target at concurrency %d: pod-hardener adds < 2 ms to p50 (adds %+.2f ms; by round %s; floor adds %+.2f, floor-patch %+.2f)\n",
+			v, s.Concurrency, a["p50"], fmtList(s.AddedRounds[hookOurs]), s.Added[hookFloor]["p50"], s.Added[hookFloorPatch]["p50"])
 	}
+}
+
+// hookCPU is the CPU per create of the webhook process registered.
+func hookCPU(r *CreateRun) float64 {
+	switch r.Webhook {
+	case hookOurs:
+		return r.CPUPerCreate["pod-hardener"]
+	case hookFloor, hookFloorPatch:
+		return r.CPUPerCreate[r.Webhook]
+	}
+	return 0
 }
 
 func fmtList(v []float64) string {
@@ -507,7 +520,8 @@ func (w *warningLog) take() []string {
 
 // waitRegistration waits until the API server calls the configured
 // webhook: a dry-run create comes back hardened (ours), with the floor's
-// dry-run warning (floor), or neither (none), three times in a row.
+// dry-run warning (floor), that and its annotation (floor-patch), or none
+// of these (none), three times in a row.
 func waitRegistration(ctx context.Context, cs kubernetes.Interface, warns *warningLog, which string) error {
 	deadline := time.Now().Add(60 * time.Second)
 	streak := 0
@@ -523,7 +537,8 @@ func waitRegistration(ctx context.Context, cs kubernetes.Interface, warns *warni
 		ok := err == nil
 		if ok {
 			hardened := p.Annotations[mutate.AnnotationHardened] != ""
-			ok = hardened == (which == hookOurs) && floor == (which == hookFloor)
+			seen := p.Annotations[floorAnnotation] != ""
+			ok = hardened == (which == hookOurs) && floor == (which == hookFloor || which == hookFloorPatch) && seen == (which == hookFloorPatch)
 		}
 		if ok {
 			if streak++; streak == 3 {

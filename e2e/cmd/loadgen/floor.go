@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +34,7 @@ func floorServerCmd(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8444", "HTTPS address")
 	cert := fs.String("cert", "", "serving certificate (PEM)")
 	key := fs.String("key", "", "serving key (PEM)")
+	patch := fs.Bool("patch", false, "answer with a one-operation JSON patch (an annotation): a mutating floor")
 	_ = fs.Parse(args)
 	if *cert == "" || *key == "" {
 		return errors.New("floor-server: --cert and --key are required")
@@ -42,7 +44,7 @@ func floorServerCmd(args []string) error {
 		return fmt.Errorf("floor-server: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/mutate", floorHandler{})
+	mux.Handle("/mutate", floorHandler{patch: *patch})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	srv := &http.Server{
 		Handler:           mux,
@@ -74,13 +76,18 @@ func floorServerCmd(args []string) error {
 	return srv.Shutdown(sctx)
 }
 
+// floorAnnotation is what the floor sets with --patch.
+const floorAnnotation = "loadgen.floor/seen"
+
 // floorWarning is the floor's answer to a dry run, and only to a dry run.
 const floorWarning = "loadgen floor webhook"
 
-// floorHandler decodes the review and the pod and allows it.
-type floorHandler struct{}
+// floorHandler decodes the review and the pod and allows it; with patch,
+// it also sets one annotation, so the API server pays for a mutation
+// (applying a patch, re-running its mutating admission) as with ours.
+type floorHandler struct{ patch bool }
 
-func (floorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f floorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "POST an AdmissionReview", http.StatusMethodNotAllowed)
 		return
@@ -105,6 +112,14 @@ func (floorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := &admissionv1.AdmissionResponse{UID: ar.Request.UID, Allowed: true}
+	if f.patch {
+		op := `[{"op":"add","path":"/metadata/annotations","value":{"` + floorAnnotation + `":"true"}}]`
+		if pod.Annotations != nil {
+			op = `[{"op":"add","path":"/metadata/annotations/` + strings.ReplaceAll(floorAnnotation, "/", "~1") + `","value":"true"}]`
+		}
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType = []byte(op), &pt
+	}
 	if ar.Request.DryRun != nil && *ar.Request.DryRun {
 		// Lets `loadgen apiserver` see that the floor is the webhook called.
 		resp.Warnings = []string{floorWarning}

@@ -17,11 +17,13 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -78,6 +80,11 @@ type Result struct {
 	// OtherCores is the CPU used during the run by everything but loadgen
 	// and the two servers, in cores: other work on a shared machine.
 	OtherCores float64 `json:"otherCores"`
+	// LagP50 and LagP99: open loop, how late requests were sent after
+	// their due time (the pacer's precision, plus queueing when every
+	// connection is busy), in ms.
+	LagP50 float64 `json:"sendLagP50ms,omitempty"`
+	LagP99 float64 `json:"sendLagP99ms,omitempty"`
 	// ClientCores is loadgen's own CPU during the run, in cores.
 	ClientCores float64 `json:"clientCores"`
 }
@@ -151,6 +158,7 @@ func send(c *http.Client, url string, k *podKind, checkPatch bool) error {
 // recorder collects one worker's latencies and errors.
 type recorder struct {
 	lat      []time.Duration
+	lag      []time.Duration // open loop: sent - due
 	errors   int
 	firstErr error
 }
@@ -209,9 +217,10 @@ func drive(t target, idle int, caFile string, s loadSpec) (*Result, error) {
 
 	r := &Result{Server: t.Name, Mode: s.Mode, Pod: s.Pod.Name, Conns: s.Conns, TargetRate: s.Rate,
 		Seconds: elapsed.Seconds(), PeakRSSMiB: hwm, EndRSSMiB: rss}
-	var all []time.Duration
+	var all, lag []time.Duration
 	for _, rec := range recs {
 		all = append(all, rec.lat...)
+		lag = append(lag, rec.lag...)
 		r.Errors += rec.errors
 		if rec.firstErr != nil && r.FirstError == "" {
 			r.FirstError = rec.firstErr.Error()
@@ -229,6 +238,10 @@ func drive(t target, idle int, caFile string, s loadSpec) (*Result, error) {
 	r.P50, r.P95, r.P99 = pct(all, 0.50), pct(all, 0.95), pct(all, 0.99)
 	if len(all) > 0 {
 		r.Max = ms(all[len(all)-1])
+	}
+	if len(lag) > 0 {
+		sort.Slice(lag, func(i, j int) bool { return lag[i] < lag[j] })
+		r.LagP50, r.LagP99 = pct(lag, 0.50), pct(lag, 0.99)
 	}
 	r.CPUSeconds = float64(cpu1-cpu0) / clockTicks
 	r.ClientCores = float64(m1.self-m0.self) / clockTicks / elapsed.Seconds()
@@ -265,37 +278,53 @@ func closedLoop(c *http.Client, url string, k *podKind, check bool, conns int, d
 }
 
 // openLoop sends rate requests a second for d over conns connections.
-// Request i is due at start + i/rate; a free worker takes the next due
-// request, waits for its time if early, and measures from that time, so
-// time spent queued behind a slow answer counts. It returns how many
-// requests were never sent because the schedule ran lateLimit behind.
+// A pacer on its own OS thread sleeps with nanosleep (Go's timers wake a
+// parked process only to the millisecond) until request i is due, at
+// start + i/rate, and hands it to the workers; a worker free to take it
+// sends it at once, or later if all connections are busy. Latency counts
+// from the due time, so time queued behind a slow answer counts too; lag
+// (sent - due) is kept apart to show the client's own precision. It
+// returns how many requests were never sent because the schedule ran
+// lateLimit behind.
 func openLoop(c *http.Client, url string, k *podKind, check bool, conns int, rate float64, d time.Duration, recs []*recorder) int {
-	total := int64(rate * d.Seconds())
+	total := int(rate * d.Seconds())
 	interval := float64(time.Second) / rate
+	due := make(chan time.Time, total)
 	start := time.Now().Add(10 * time.Millisecond)
 	giveUp := start.Add(d + lateLimit)
-	var next, skipped atomic.Int64
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		defer close(due)
+		for i := 0; i < total; i++ {
+			t := start.Add(time.Duration(float64(i) * interval))
+			if wait := time.Until(t); wait > 0 {
+				ts := syscall.NsecToTimespec(int64(wait))
+				for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+				}
+			}
+			due <- t
+		}
+	}()
+	var skipped atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < conns; w++ {
-		rec := &recorder{lat: make([]time.Duration, 0, int(total)/conns+16)}
+		rec := &recorder{lat: make([]time.Duration, 0, total/conns+16), lag: make([]time.Duration, 0, total/conns+16)}
 		recs[w] = rec
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= total {
-					return
-				}
-				due := start.Add(time.Duration(float64(i) * interval))
-				if now := time.Now(); now.After(giveUp) {
+			for t := range due {
+				sent := time.Now()
+				if sent.After(giveUp) {
 					skipped.Add(1)
 					continue
-				} else if due.After(now) {
-					time.Sleep(due.Sub(now))
 				}
 				err := send(c, url, k, check)
-				rec.record(time.Since(due), err)
+				rec.record(time.Since(t), err)
+				if err == nil {
+					rec.lag = append(rec.lag, sent.Sub(t))
+				}
 			}
 		}()
 	}

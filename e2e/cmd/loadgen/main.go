@@ -8,6 +8,7 @@
 //	                             with and without the webhook registered
 //	loadgen harden [flags]       CPU of `pod-hardener harden` on a file of N pods
 //	loadgen profile [flags]      CPU profile of the /mutate handler in process
+//	loadgen reviews [flags]      write the review bodies to files (for curl)
 //
 // Every loop is bounded in count and time, and talks to 127.0.0.1 only.
 package main
@@ -28,6 +29,7 @@ func main() {
 		"apiserver":    apiserverCmd,
 		"harden":       hardenCmd,
 		"profile":      profileCmd,
+		"reviews":      reviewsCmd,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -41,5 +43,5 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, `usage: loadgen run|floor-server|apiserver|harden|profile [flags]   (-h for each)`)
+	fmt.Fprintln(os.Stderr, `usage: loadgen run|floor-server|apiserver|harden|profile|reviews [flags]   (-h for each)`)
 }

@@ -9,8 +9,10 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -281,4 +283,27 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func reviewsCmd(args []string) error {
+	fs := flag.NewFlagSet("reviews", flag.ExitOnError)
+	config := fs.String("config", "config.yaml", "config.yaml (for the hardened pod)")
+	out := fs.String("out", ".", "directory to write <kind>.json into")
+	_ = fs.Parse(args)
+	cfg, err := loadConfig(*config)
+	if err != nil {
+		return err
+	}
+	kinds, err := buildPods(cfg, nil)
+	if err != nil {
+		return err
+	}
+	for _, k := range kinds {
+		path := filepath.Join(*out, k.Name+".json")
+		if err := os.WriteFile(path, k.body, 0o644); err != nil {
+			return err
+		}
+		fmt.Printf("%s: %s (%d B)\n", path, k.Desc, len(k.body))
+	}
+	return nil
 }

@@ -90,7 +90,7 @@ func runCmd(args []string) error {
 	fs.IntVar(&o.openRounds, "open-rounds", 1, "rounds of the open-loop run")
 	fs.StringVar(&modes, "modes", "single,closed,open", "what to run, in order: single (closed loop, 1 connection), closed, open, sweep")
 	fs.StringVar(&pods, "pods", strings.Join(podKindNames, ","), "review kinds for single and closed runs")
-	fs.DurationVar(&o.singleDur, "single-duration", 1500*time.Millisecond, "length of each single-connection run")
+	fs.DurationVar(&o.singleDur, "single-duration", time.Second, "length of each single-connection run")
 	fs.DurationVar(&o.closedDur, "closed-duration", 3*time.Second, "length of each closed-loop run")
 	fs.Float64Var(&o.openRate, "open-rate", 2000, "open loop: reviews per second")
 	fs.DurationVar(&o.openDur, "open-duration", 60*time.Second, "open loop: length")
@@ -99,7 +99,7 @@ func runCmd(args []string) error {
 	fs.DurationVar(&o.sweepDur, "sweep-duration", 10*time.Second, "sweep: length of each rate")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "closed-loop warm-up before each run (connections open, not measured)")
 	fs.Float64Var(&o.quietBelow, "quiet-below", 0.25, "before each run, wait until other processes use fewer cores than this (0: do not wait)")
-	fs.DurationVar(&o.quietWait, "quiet-wait", 5*time.Second, "the longest wait for a quiet machine before each run")
+	fs.DurationVar(&o.quietWait, "quiet-wait", 2*time.Second, "the longest wait for a quiet machine before each run")
 	fs.StringVar(&o.jsonOut, "json", "", "write every run, the summary and the targets as JSON to FILE")
 	fs.StringVar(&o.csvOut, "csv", "", "write the summary as CSV to FILE (docs/plot-latency.gp reads it)")
 	fs.StringVar(&o.dir, "dir", "", "work directory: certificates, server logs (default: a temporary one, removed)")
@@ -243,8 +243,8 @@ func run(o runOptions) error {
 			}
 			r.Round = round
 			rep.Runs = append(rep.Runs, r)
-			fmt.Fprintf(os.Stderr, "  %-6s %-12s %-5s c=%-2d rate=%-5.0f round %d: %8.0f req/s  p50 %6.2f  p99 %7.2f  max %7.2f ms  err %d  cpu/req %6.0f µs  peak RSS %5.1f MiB  client %.2f other %.2f cores\n",
-				r.Mode, r.Pod, r.Server, r.Conns, r.TargetRate, round, r.RPS, r.P50, r.P99, r.Max, r.Errors, r.CPUPerReq, r.PeakRSSMiB, r.ClientCores, r.OtherCores)
+			fmt.Fprintf(os.Stderr, "  %-6s %-12s %-5s c=%-2d rate=%-5.0f round %d: %8.0f req/s  p50 %6.2f  p99 %7.2f  max %7.2f ms  err %d  cpu/req %6.0f µs  peak RSS %5.1f MiB  client %.2f other %.2f cores  send lag p50 %.3f p99 %.3f ms\n",
+				r.Mode, r.Pod, r.Server, r.Conns, r.TargetRate, round, r.RPS, r.P50, r.P99, r.Max, r.Errors, r.CPUPerReq, r.PeakRSSMiB, r.ClientCores, r.OtherCores, r.LagP50, r.LagP99)
 		}
 		return nil
 	}
@@ -362,6 +362,8 @@ func combine(rs []*Result) *Result {
 	c.CPUPerReq = med(func(r *Result) float64 { return r.CPUPerReq })
 	c.OtherCores = med(func(r *Result) float64 { return r.OtherCores })
 	c.ClientCores = med(func(r *Result) float64 { return r.ClientCores })
+	c.LagP50 = med(func(r *Result) float64 { return r.LagP50 })
+	c.LagP99 = med(func(r *Result) float64 { return r.LagP99 })
 	c.Seconds, c.Requests, c.Errors, c.CPUSeconds, c.Max, c.PeakRSSMiB, c.EndRSSMiB = 0, 0, 0, 0, 0, 0, 0
 	for _, r := range rs {
 		c.Seconds += r.Seconds
@@ -444,7 +446,7 @@ func printReport(w io.Writer, rep *Report) {
 		}
 		if s.Ratio != nil {
 			x := s.Ratio
-			fmt.Fprintf(tw, "\t\t\t\tratio\t%.2fx\t%.2fx\t%.2fx\t%.2fx\t%.2fx\t\t%.2fx\t%.2fx\t\n",
+			fmt.Fprintf(tw, "\t\t\t\tratio\t%.2fx\t%.2fx\t%.2fx\t%.2fx\t%.2fx\t\t%.2fx\t%.2fx\t\t\t\n",
 				x["rps"], x["p50"], x["p95"], x["p99"], x["max"], x["cpuPerReq"], x["peakRSS"])
 		}
 	}

@@ -2,11 +2,11 @@ package mutate
 
 import (
 	"encoding/json"
-	"reflect"
 	"strings"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/pod-hardener/pod-hardener/internal/jsondiff"
 	"github.com/pod-hardener/pod-hardener/internal/pss"
 	"github.com/pod-hardener/pod-hardener/profiles"
 	"k8s.io/pod-security-admission/api"
@@ -112,44 +112,9 @@ func mustBeIdempotent(t testing.TB, out []byte, in Input) {
 // out: what hardening removed or changed. Explicit nulls may be filled.
 func lost(t testing.TB, orig, out []byte) []string {
 	t.Helper()
-	var a, b any
-	if err := json.Unmarshal(orig, &a); err != nil {
+	d, err := jsondiff.Lost(orig, out)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(out, &b); err != nil {
-		t.Fatal(err)
-	}
-	var diffs []string
-	var walk func(p string, x, y any)
-	walk = func(p string, x, y any) {
-		switch xv := x.(type) {
-		case map[string]any:
-			yv, ok := y.(map[string]any)
-			if !ok {
-				diffs = append(diffs, p)
-				return
-			}
-			for k, v := range xv {
-				if v == nil {
-					continue
-				}
-				walk(p+"/"+k, v, yv[k])
-			}
-		case []any:
-			yv, ok := y.([]any)
-			if !ok || len(yv) < len(xv) {
-				diffs = append(diffs, p)
-				return
-			}
-			for i := range xv {
-				walk(p+"/"+itoa(i), xv[i], yv[i])
-			}
-		default:
-			if !reflect.DeepEqual(x, y) {
-				diffs = append(diffs, p)
-			}
-		}
-	}
-	walk("", a, b)
-	return diffs
+	return d
 }

@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/pod-security-admission/api"
 
+	"github.com/pod-hardener/pod-hardener/internal/jsondiff"
 	"github.com/pod-hardener/pod-hardener/internal/manifest"
 	"github.com/pod-hardener/pod-hardener/internal/pss"
 	"github.com/pod-hardener/pod-hardener/profiles"
@@ -248,45 +249,12 @@ func linuxOnlyPaths(pod []byte) []string {
 
 // lostFields lists leaf paths of a whose value b lacks or changed.
 func lostFields(t *testing.T, a, b []byte) []string {
-	var x, y any
-	if err := json.Unmarshal(a, &x); err != nil {
+	t.Helper()
+	d, err := jsondiff.Lost(a, b)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &y); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	var walk func(p string, x, y any)
-	walk = func(p string, x, y any) {
-		switch xv := x.(type) {
-		case map[string]any:
-			yv, ok := y.(map[string]any)
-			if !ok {
-				out = append(out, p)
-				return
-			}
-			for k, v := range xv {
-				if v != nil {
-					walk(p+"/"+k, v, yv[k])
-				}
-			}
-		case []any:
-			yv, ok := y.([]any)
-			if !ok || len(yv) < len(xv) {
-				out = append(out, p)
-				return
-			}
-			for i := range xv {
-				walk(p+"/"+strconv.Itoa(i), xv[i], yv[i])
-			}
-		default:
-			if !reflect.DeepEqual(x, y) {
-				out = append(out, p)
-			}
-		}
-	}
-	walk("", x, y)
-	return out
+	return d
 }
 
 func keys(m map[string]bool) []string {

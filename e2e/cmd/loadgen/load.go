@@ -54,6 +54,9 @@ type loadSpec struct {
 	Max      int     // closed loop: stop after this many (0: duration only)
 	Rate     float64 // open loop: requests per second
 	Warmup   time.Duration
+	// Samples, when set, gets one line per open-loop request: seconds
+	// into the run, latency and send lag in ms.
+	Samples io.Writer
 }
 
 // Result is one measured run of one server.
@@ -159,6 +162,7 @@ func send(c *http.Client, url string, k *podKind, checkPatch bool) error {
 type recorder struct {
 	lat      []time.Duration
 	lag      []time.Duration // open loop: sent - due
+	at       []time.Duration // open loop: due - start, with lat and lag
 	errors   int
 	firstErr error
 }
@@ -238,6 +242,14 @@ func drive(t target, idle int, caFile string, s loadSpec) (*Result, error) {
 	r.P50, r.P95, r.P99 = pct(all, 0.50), pct(all, 0.95), pct(all, 0.99)
 	if len(all) > 0 {
 		r.Max = ms(all[len(all)-1])
+	}
+	if s.Samples != nil {
+		for _, rec := range recs {
+			for i := range rec.at {
+				fmt.Fprintf(s.Samples, "%s,%s,%s,%.0f,%.4f,%.3f,%.3f\n", r.Server, r.Mode, r.Pod, r.TargetRate,
+					rec.at[i].Seconds(), ms(rec.lat[i]), ms(rec.lag[i]))
+			}
+		}
 	}
 	if len(lag) > 0 {
 		sort.Slice(lag, func(i, j int) bool { return lag[i] < lag[j] })
@@ -324,6 +336,7 @@ func openLoop(c *http.Client, url string, k *podKind, check bool, conns int, rat
 				rec.record(time.Since(t), err)
 				if err == nil {
 					rec.lag = append(rec.lag, sent.Sub(t))
+					rec.at = append(rec.at, t.Sub(start))
 				}
 			}
 		}()

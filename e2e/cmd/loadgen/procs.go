@@ -26,7 +26,7 @@ type proc struct {
 
 // startProc runs bin with args, output to logPath. The kernel kills it if
 // loadgen dies (Pdeathsig).
-func startProc(name, logPath, bin string, args ...string) (*proc, error) {
+func startProc(name, logPath string, env []string, bin string, args ...string) (*proc, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -40,6 +40,7 @@ func startProc(name, logPath, bin string, args ...string) (*proc, error) {
 			cmd.Env = append(cmd.Env, e)
 		}
 	}
+	cmd.Env = append(cmd.Env, env...)
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)

@@ -5,6 +5,7 @@ package main
 // the same run.
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -36,6 +37,8 @@ type runOptions struct {
 	quietBelow                float64
 	quietWait                 time.Duration
 	jsonOut, csvOut, dir      string
+	samplesOut                string
+	oursEnv                   []string
 	keep                      bool
 }
 
@@ -102,10 +105,13 @@ func runCmd(args []string) error {
 	fs.DurationVar(&o.quietWait, "quiet-wait", 2*time.Second, "the longest wait for a quiet machine before each run")
 	fs.StringVar(&o.jsonOut, "json", "", "write every run, the summary and the targets as JSON to FILE")
 	fs.StringVar(&o.csvOut, "csv", "", "write the summary as CSV to FILE (docs/plot-latency.gp reads it)")
+	fs.StringVar(&o.samplesOut, "samples", "", "write every open-loop and sweep request (server, mode, pod, rate, s into the run, latency ms, send lag ms) as CSV to FILE")
+	oursEnv := fs.String("ours-env", "", "extra environment of the webhook only, comma-separated KEY=VALUE (what-if runs, e.g. GOGC=400)")
 	fs.StringVar(&o.dir, "dir", "", "work directory: certificates, server logs (default: a temporary one, removed)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	_ = fs.Parse(args)
 	o.modes = splitList(modes)
+	o.oursEnv = splitList(*oursEnv)
 	o.pods = splitList(pods)
 	o.sweepPod = o.openPod
 	for _, r := range splitList(rates) {
@@ -183,7 +189,7 @@ func run(o runOptions) error {
 	// Ours first: --dev-certs makes the certificates the floor serves too.
 	port, _ := freePort()
 	mport, _ := freePort()
-	ours, err := startProc("pod-hardener", filepath.Join(dir, "pod-hardener.log"), bin, "serve", "--dev-certs", certs,
+	ours, err := startProc("pod-hardener", filepath.Join(dir, "pod-hardener.log"), o.oursEnv, bin, "serve", "--dev-certs", certs,
 		"--config", configPath, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport))
 	if err != nil {
 		return err
@@ -193,7 +199,7 @@ func run(o runOptions) error {
 		return err
 	}
 	fport, _ := freePort()
-	floor, err := startProc("floor", filepath.Join(dir, "floor.log"), self, "floor-server",
+	floor, err := startProc("floor", filepath.Join(dir, "floor.log"), nil, self, "floor-server",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", fport), "--cert", filepath.Join(certs, "tls.crt"), "--key", filepath.Join(certs, "tls.key"))
 	if err != nil {
 		return err
@@ -212,7 +218,7 @@ func run(o runOptions) error {
 	rep.Options = map[string]any{"conns": o.conns, "rounds": o.rounds, "modes": o.modes, "pods": o.pods,
 		"singleDuration": o.singleDur.String(), "closedDuration": o.closedDur.String(), "openRate": o.openRate,
 		"openDuration": o.openDur.String(), "openRounds": o.openRounds, "openPod": o.openPod, "sweepRates": o.sweepRates,
-		"sweepDuration": o.sweepDur.String(), "warmup": o.warmup.String(), "binary": o.binary, "config": o.config}
+		"sweepDuration": o.sweepDur.String(), "warmup": o.warmup.String(), "binary": o.binary, "config": o.config, "oursEnv": o.oursEnv}
 	for _, k := range kinds {
 		rep.Pods = append(rep.Pods, podInfo{Name: k.Name, Desc: k.Desc, PodBytes: len(k.pod), BodyBytes: len(k.body)})
 	}
@@ -220,6 +226,18 @@ func run(o runOptions) error {
 	_, rep.IdleRSS["ours"] = memory(ours.pid())
 	fmt.Fprintf(os.Stderr, "loadgen: %s\nloadgen: ours pid %d, floor pid %d, work dir %s\n", rep.Machine, ours.pid(), floor.pid(), dir)
 
+	var samples io.Writer
+	if o.samplesOut != "" {
+		f, err := os.Create(o.samplesOut)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		bw := bufio.NewWriter(f)
+		defer bw.Flush()
+		fmt.Fprintln(bw, "server,mode,pod,rate,t_s,latency_ms,lag_ms")
+		samples = bw
+	}
 	// measure runs floor and ours once each, the order alternating by round.
 	measure := func(round int, s loadSpec) error {
 		order := []string{"floor", "ours"}
@@ -236,6 +254,9 @@ func run(o runOptions) error {
 			}
 			if o.quietBelow > 0 {
 				waitQuiet([]int{ours.pid(), floor.pid()}, o.quietBelow, o.quietWait)
+			}
+			if s.Rate > 0 {
+				s.Samples = samples
 			}
 			r, err := drive(targets[name], other, ca, s)
 			if err != nil {

@@ -9,7 +9,7 @@ DEMO_DIR := .demo
 .PHONY: help build test unit e2e e2e-bins lint bench demo demo-down demo-offline run fuzz clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 build: ## build bin/pod-hardener
 	$(GO) build -o $(BIN) ./cmd/pod-hardener

@@ -16,6 +16,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -69,6 +71,9 @@ type CreateRun struct {
 	CPUPerCreate map[string]float64 `json:"cpuPerCreateUs"`
 	// OtherCores: CPU of every other process on the machine, in cores.
 	OtherCores float64 `json:"otherCores"`
+	// Reviews by result (pod_hardener_reviews_total) during the run, per
+	// create: more than 1 means the API server called the webhook again.
+	ReviewsPerCreate map[string]float64 `json:"reviewsPerCreate,omitempty"`
 	// ClosedConns counts connections to the webhook the API server closed
 	// during the run (new TIME_WAIT sockets): each is a TLS handshake.
 	ClosedConns int `json:"webhookConnsClosed"`
@@ -244,7 +249,8 @@ func apiserverCmd(args []string) error {
 					return fmt.Errorf("warm-up in %s: %w", ns, err)
 				}
 				tw0 := timeWaits(hook.Port, floorPort, floorPatchPort)
-				cpu0, m0 := cpuOf(pids), sampleMachine(0)
+				rev0 := reviewCounts(hook.MetricsURL)
+				cpu0, p0 := cpuOf(pids), scanProcs()
 				t0 := time.Now()
 				r := &CreateRun{Concurrency: conc, Webhook: which, Round: round, Namespace: ns, Creates: *creates}
 				lat, hardened, err := createPods(ctx, cs, ns, *creates, conc, r)
@@ -252,8 +258,16 @@ func apiserverCmd(args []string) error {
 				if err != nil {
 					return err
 				}
-				cpu1, m1 := cpuOf(pids), sampleMachine(0)
+				cpu1, p1 := cpuOf(pids), scanProcs()
 				r.ClosedConns = timeWaits(hook.Port, floorPort, floorPatchPort) - tw0
+				if which == hookOurs {
+					r.ReviewsPerCreate = map[string]float64{}
+					for k, v := range reviewCounts(hook.MetricsURL) {
+						if d := v - rev0[k]; d > 0 {
+							r.ReviewsPerCreate[k] = d / float64(*creates)
+						}
+					}
+				}
 				r.Seconds, r.Hardened = el.Seconds(), hardened
 				r.PerSecond = float64(len(lat)) / el.Seconds()
 				sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
@@ -267,17 +281,20 @@ func apiserverCmd(args []string) error {
 					r.Mean = ms(sum / time.Duration(len(lat)))
 				}
 				r.CPUPerCreate = map[string]float64{}
-				var ours int64
+				var mine []int
 				for name := range cpu0 {
-					ours += cpu1[name] - cpu0[name]
+					mine = append(mine, pids[name])
 					r.CPUPerCreate[name] = float64(cpu1[name]-cpu0[name]) / clockTicks / float64(*creates) * 1e6
 				}
-				r.OtherCores = float64((m1.busy-m0.busy)-ours) / clockTicks / el.Seconds()
+				r.OtherCores = float64(otherTicks(p0, p1, mine...)) / clockTicks / el.Seconds()
 				runs = append(runs, r)
 				fmt.Fprintf(os.Stderr, "  c=%-2d round %d webhook %-5s: %5.0f creates/s  p50 %6.2f  p90 %6.2f  p99 %7.2f  max %7.2f ms  err %d  hardened %4d  CPU/create µs: apiserver %4.0f etcd %3.0f webhook %3.0f client %3.0f  conns closed %d  other %.2f cores\n",
 					conc, round, which, r.PerSecond, r.P50, r.P90, r.P99, r.Max, r.Errors, r.Hardened,
 					r.CPUPerCreate["kube-apiserver"], r.CPUPerCreate["etcd"], hookCPU(r),
 					r.CPUPerCreate["loadgen"], r.ClosedConns, r.OtherCores)
+				if len(r.ReviewsPerCreate) > 0 {
+					fmt.Fprintf(os.Stderr, "      webhook reviews per create, by result: %v\n", r.ReviewsPerCreate)
+				}
 				if which == hookOurs && hardened != *creates-r.Errors {
 					return fmt.Errorf("%s: only %d of %d created pods were hardened", ns, hardened, *creates)
 				}
@@ -448,6 +465,37 @@ func cpuOf(pids map[string]int) map[string]int64 {
 		if t, err := cpuTicks(pid); err == nil {
 			out[name] = t
 		}
+	}
+	return out
+}
+
+// reviewCounts reads pod_hardener_reviews_total by result from the
+// webhook's /metrics.
+func reviewCounts(metricsURL string) map[string]float64 {
+	out := map[string]float64{}
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(metricsURL + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return out
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "pod_hardener_reviews_total{") {
+			continue
+		}
+		i := strings.Index(l, `result="`)
+		j := strings.LastIndexByte(l, ' ')
+		if i < 0 || j < 0 {
+			continue
+		}
+		res := l[i+len(`result="`):]
+		res = res[:strings.IndexByte(res, '"')]
+		v, _ := strconv.ParseFloat(l[j+1:], 64)
+		out[res] += v
 	}
 	return out
 }

@@ -202,7 +202,7 @@ func drive(t target, idle int, caFile string, s loadSpec) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	m0 := sampleMachine(idle)
+	self0, p0 := cpuTicksSelf(), scanProcs()
 	recs := make([]*recorder, s.Conns)
 	start := time.Now()
 	notSent := 0
@@ -216,7 +216,7 @@ func drive(t target, idle int, caFile string, s loadSpec) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	m1 := sampleMachine(idle)
+	self1, p1 := cpuTicksSelf(), scanProcs()
 	hwm, rss := memory(t.PID)
 
 	r := &Result{Server: t.Name, Mode: s.Mode, Pod: s.Pod.Name, Conns: s.Conns, TargetRate: s.Rate,
@@ -256,8 +256,8 @@ func drive(t target, idle int, caFile string, s loadSpec) (*Result, error) {
 		r.LagP50, r.LagP99 = pct(lag, 0.50), pct(lag, 0.99)
 	}
 	r.CPUSeconds = float64(cpu1-cpu0) / clockTicks
-	r.ClientCores = float64(m1.self-m0.self) / clockTicks / elapsed.Seconds()
-	r.OtherCores = float64((m1.busy-m0.busy)-(m1.self-m0.self)-(m1.idle-m0.idle)-(cpu1-cpu0)) / clockTicks / elapsed.Seconds()
+	r.ClientCores = float64(self1-self0) / clockTicks / elapsed.Seconds()
+	r.OtherCores = float64(otherTicks(p0, p1, os.Getpid(), t.PID, idle)) / clockTicks / elapsed.Seconds()
 	if n := len(all) + r.Errors; n > 0 {
 		r.CPUPerReq = r.CPUSeconds / float64(n) * 1e6
 	}
@@ -382,6 +382,11 @@ func cpuTicks(pid int) (int64, error) {
 	return u + st, nil
 }
 
+func cpuTicksSelf() int64 {
+	t, _ := cpuTicks(os.Getpid())
+	return t
+}
+
 // memory returns VmHWM (peak RSS since the last reset) and VmRSS in MiB.
 func memory(pid int) (hwm, rss float64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -410,28 +415,64 @@ func resetPeakRSS(pid int) {
 	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
-// machineSample is the machine's busy CPU time (all cores), loadgen's own
-// and the idle server's, in clock ticks.
-type machineSample struct{ busy, self, idle int64 }
+// procTicks is the CPU time of every process on the machine, by PID:
+// utime+stime+cutime+cstime in clock ticks, so a short-lived process
+// (a compiler, a test binary) still counts, in its parent, once reaped.
+type procTicks map[int]int64
 
-func sampleMachine(idlePID int) machineSample {
-	var m machineSample
-	if b, err := os.ReadFile("/proc/stat"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line)
-		// cpu user nice system idle iowait irq softirq steal ...
-		for i, v := range f[1:] {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			if i != 3 && i != 4 && i < 8 {
-				m.busy += n
-			}
+func scanProcs() procTicks {
+	out := procTicks{}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 15 {
+			continue
+		}
+		var t int64
+		for _, x := range f[11:15] {
+			n, _ := strconv.ParseInt(x, 10, 64)
+			t += n
+		}
+		out[pid] = t
+	}
+	return out
+}
+
+// otherTicks is the CPU time, between two scans, of every process but
+// those in exclude (a process new in after counts whole).
+func otherTicks(before, after procTicks, exclude ...int) int64 {
+	skip := map[int]bool{}
+	for _, p := range exclude {
+		skip[p] = true
+	}
+	var d int64
+	for pid, t := range after {
+		if skip[pid] {
+			continue
+		}
+		if b, ok := before[pid]; ok {
+			d += t - b
+		} else {
+			d += t
 		}
 	}
-	m.self, _ = cpuTicks(os.Getpid())
-	if idlePID > 0 {
-		m.idle, _ = cpuTicks(idlePID)
-	}
-	return m
+	return d
 }
 
 // waitQuiet waits, at most max, until the machine's other work (all but
@@ -439,23 +480,11 @@ func sampleMachine(idlePID int) machineSample {
 // 500 ms window, and returns the last reading.
 func waitQuiet(pids []int, threshold float64, max time.Duration) float64 {
 	deadline := time.Now().Add(max)
-	var other float64
+	exclude := append([]int{os.Getpid()}, pids...)
 	for {
-		s0 := sampleMachine(0)
-		var p0 int64
-		for _, p := range pids {
-			t, _ := cpuTicks(p)
-			p0 += t
-		}
-		t0 := time.Now()
+		p0, t0 := scanProcs(), time.Now()
 		time.Sleep(500 * time.Millisecond)
-		s1 := sampleMachine(0)
-		var p1 int64
-		for _, p := range pids {
-			t, _ := cpuTicks(p)
-			p1 += t
-		}
-		other = float64((s1.busy-s0.busy)-(s1.self-s0.self)-(p1-p0)) / clockTicks / time.Since(t0).Seconds()
+		other := float64(otherTicks(p0, scanProcs(), exclude...)) / clockTicks / time.Since(t0).Seconds()
 		if other < threshold || time.Now().After(deadline) {
 			return other
 		}

@@ -68,6 +68,8 @@ type Cluster struct {
 	Kubeconfig string // admin (system:masters)
 	ca         *authority
 	opts       Options
+	apiArgs    []string
+	apiserver  *Process
 
 	mu    sync.Mutex
 	procs []*Process
@@ -141,23 +143,24 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return nil, fmt.Errorf("etcd: %w (log %s)", err, c.logOf("etcd"))
 	}
 	c.URL = "https://127.0.0.1:" + strconv.Itoa(apiPort)
-	if _, err := c.run("kube-apiserver",
-		"--etcd-servers="+etcdURL,
+	c.apiArgs = []string{
+		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(apiPort),
-		"--tls-cert-file="+filepath.Join(pki, "apiserver.crt"),
-		"--tls-private-key-file="+filepath.Join(pki, "apiserver.key"),
-		"--client-ca-file="+filepath.Join(pki, "ca.crt"),
+		"--secure-port=" + strconv.Itoa(apiPort),
+		"--tls-cert-file=" + filepath.Join(pki, "apiserver.crt"),
+		"--tls-private-key-file=" + filepath.Join(pki, "apiserver.key"),
+		"--client-ca-file=" + filepath.Join(pki, "ca.crt"),
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+filepath.Join(pki, "sa.key"),
-		"--service-account-signing-key-file="+filepath.Join(pki, "sa.key"),
+		"--service-account-key-file=" + filepath.Join(pki, "sa.key"),
+		"--service-account-signing-key-file=" + filepath.Join(pki, "sa.key"),
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--endpoint-reconciler-type=none",
 		"--authorization-mode=RBAC",
 		"--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook,PodSecurity",
 		"--allow-privileged=true",
-		"--cert-dir="+filepath.Join(o.Dir, "apiserver-certs"),
-		"--v=1"); err != nil {
+		"--cert-dir=" + filepath.Join(o.Dir, "apiserver-certs"),
+		"--v=1"}
+	if c.apiserver, err = c.run("kube-apiserver", c.apiArgs...); err != nil {
 		return nil, err
 	}
 	if c.Kubeconfig, err = c.WriteKubeconfig("admin", "admin", []string{"system:masters"}); err != nil {
@@ -223,6 +226,28 @@ func (c *Cluster) startControllers(ctx context.Context, pki string) error {
 	}
 	_, err := c.run("kwok", args...)
 	return err
+}
+
+// RestartAPIServer stops kube-apiserver and starts it again with the same
+// flags, port and etcd, and waits until it is ready: what clients (the
+// webhook's namespace informer) see as the API server going away and
+// coming back.
+func (c *Cluster) RestartAPIServer(ctx context.Context, down time.Duration) error {
+	c.apiserver.Stop(2 * time.Second) // then SIGKILL: a crash as much as a restart
+	time.Sleep(down)
+	p, err := c.Run("kube-apiserver-restarted", filepath.Join(c.opts.BinDir, "kube-apiserver"), c.apiArgs...)
+	if err != nil {
+		return err
+	}
+	c.apiserver = p
+	tlsCfg, err := c.clientTLS("admin")
+	if err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, c.URL+"/readyz", tlsCfg, 90*time.Second); err != nil {
+		return fmt.Errorf("kube-apiserver after restart: %w (log %s)", err, p.Log)
+	}
+	return nil
 }
 
 // run starts a binary from BinDir with its output in Dir/logs.

@@ -57,14 +57,18 @@ type loadSpec struct {
 	// Samples, when set, gets one line per open-loop request: seconds
 	// into the run, latency and send lag in ms.
 	Samples io.Writer
+	Attempt int
 }
 
 // Result is one measured run of one server.
 type Result struct {
-	Server     string  `json:"server"`
-	Mode       string  `json:"mode"`
-	Pod        string  `json:"pod"`
-	Round      int     `json:"round"`
+	Server  string `json:"server"`
+	Mode    string `json:"mode"`
+	Pod     string `json:"pod"`
+	Round   int    `json:"round"`
+	Attempt int    `json:"attempt,omitempty"`
+	// Excluded: run again because other processes were busy during it.
+	Excluded   bool    `json:"excluded,omitempty"`
 	Conns      int     `json:"conns"`
 	TargetRate float64 `json:"targetRate,omitempty"`
 	Seconds    float64 `json:"seconds"`
@@ -246,7 +250,7 @@ func drive(t target, idle int, caFile string, s loadSpec) (*Result, error) {
 	if s.Samples != nil {
 		for _, rec := range recs {
 			for i := range rec.at {
-				fmt.Fprintf(s.Samples, "%s,%s,%s,%.0f,%.4f,%.3f,%.3f\n", r.Server, r.Mode, r.Pod, r.TargetRate,
+				fmt.Fprintf(s.Samples, "%s,%s,%s,%.0f,%d,%.4f,%.3f,%.3f\n", r.Server, r.Mode, r.Pod, r.TargetRate, s.Attempt,
 					rec.at[i].Seconds(), ms(rec.lat[i]), ms(rec.lag[i]))
 			}
 		}

@@ -27,6 +27,7 @@ type runOptions struct {
 	conns, rounds, openRounds int
 	modes, pods               []string
 	singleDur, closedDur      time.Duration
+	closedCount               int
 	openRate                  float64
 	openDur                   time.Duration
 	openPod                   string
@@ -36,6 +37,8 @@ type runOptions struct {
 	warmup                    time.Duration
 	quietBelow                float64
 	quietWait                 time.Duration
+	noisyAbove                float64
+	retries                   int
 	jsonOut, csvOut, dir      string
 	samplesOut                string
 	oursEnv                   []string
@@ -95,6 +98,7 @@ func runCmd(args []string) error {
 	fs.StringVar(&pods, "pods", strings.Join(podKindNames, ","), "review kinds for single and closed runs")
 	fs.DurationVar(&o.singleDur, "single-duration", time.Second, "length of each single-connection run")
 	fs.DurationVar(&o.closedDur, "closed-duration", 3*time.Second, "length of each closed-loop run")
+	fs.IntVar(&o.closedCount, "closed-count", 0, "single and closed runs also stop after this many requests (0: duration only)")
 	fs.Float64Var(&o.openRate, "open-rate", 2000, "open loop: reviews per second")
 	fs.DurationVar(&o.openDur, "open-duration", 60*time.Second, "open loop: length")
 	fs.StringVar(&o.openPod, "open-pod", "small", "open loop and sweep: review kind")
@@ -103,9 +107,11 @@ func runCmd(args []string) error {
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "closed-loop warm-up before each run (connections open, not measured)")
 	fs.Float64Var(&o.quietBelow, "quiet-below", 0.25, "before each run, wait until other processes use fewer cores than this (0: do not wait)")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 2*time.Second, "the longest wait for a quiet machine before each run")
+	fs.Float64Var(&o.noisyAbove, "noisy-above", 0.5, "a floor/ours pair during which other processes used more cores than this is excluded and run again (0: never)")
+	fs.IntVar(&o.retries, "retries", 1, "how many times a noisy pair is run again")
 	fs.StringVar(&o.jsonOut, "json", "", "write every run, the summary and the targets as JSON to FILE")
 	fs.StringVar(&o.csvOut, "csv", "", "write the summary as CSV to FILE (docs/plot-latency.gp reads it)")
-	fs.StringVar(&o.samplesOut, "samples", "", "write every open-loop and sweep request (server, mode, pod, rate, s into the run, latency ms, send lag ms) as CSV to FILE")
+	fs.StringVar(&o.samplesOut, "samples", "", "write every open-loop and sweep request (server, mode, pod, rate, attempt, s into the run, latency ms, send lag ms) as CSV to FILE")
 	oursEnv := fs.String("ours-env", "", "extra environment of the webhook only, comma-separated KEY=VALUE (what-if runs, e.g. GOGC=400)")
 	fs.StringVar(&o.dir, "dir", "", "work directory: certificates, server logs (default: a temporary one, removed)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
@@ -216,9 +222,9 @@ func run(o runOptions) error {
 
 	rep := &Report{Machine: machine(), Started: time.Now().UTC(), IdleRSS: map[string]float64{}}
 	rep.Options = map[string]any{"conns": o.conns, "rounds": o.rounds, "modes": o.modes, "pods": o.pods,
-		"singleDuration": o.singleDur.String(), "closedDuration": o.closedDur.String(), "openRate": o.openRate,
+		"singleDuration": o.singleDur.String(), "closedDuration": o.closedDur.String(), "closedCount": o.closedCount, "openRate": o.openRate,
 		"openDuration": o.openDur.String(), "openRounds": o.openRounds, "openPod": o.openPod, "sweepRates": o.sweepRates,
-		"sweepDuration": o.sweepDur.String(), "warmup": o.warmup.String(), "binary": o.binary, "config": o.config, "oursEnv": o.oursEnv}
+		"sweepDuration": o.sweepDur.String(), "warmup": o.warmup.String(), "quietBelow": o.quietBelow, "quietWait": o.quietWait.String(), "noisyAbove": o.noisyAbove, "retries": o.retries, "binary": o.binary, "config": o.config, "oursEnv": o.oursEnv}
 	for _, k := range kinds {
 		rep.Pods = append(rep.Pods, podInfo{Name: k.Name, Desc: k.Desc, PodBytes: len(k.pod), BodyBytes: len(k.body)})
 	}
@@ -235,39 +241,64 @@ func run(o runOptions) error {
 		defer f.Close()
 		bw := bufio.NewWriter(f)
 		defer bw.Flush()
-		fmt.Fprintln(bw, "server,mode,pod,rate,t_s,latency_ms,lag_ms")
+		fmt.Fprintln(bw, "server,mode,pod,rate,attempt,t_s,latency_ms,lag_ms")
 		samples = bw
 	}
 	// measure runs floor and ours once each, the order alternating by round.
+	// measure runs floor and ours once each, the order alternating by
+	// round. On a shared machine, a pair during which other processes used
+	// more than --noisy-above cores is kept in the JSON but excluded from
+	// the summary, and run again (at most --retries times).
 	measure := func(round int, s loadSpec) error {
 		order := []string{"floor", "ours"}
 		if round%2 == 0 {
 			order = []string{"ours", "floor"}
 		}
-		for _, name := range order {
-			if ours.exited() || floor.exited() {
-				return fmt.Errorf("a server exited (logs in %s)", dir)
+		for attempt := 0; ; attempt++ {
+			var pair []*Result
+			for _, name := range order {
+				if ours.exited() || floor.exited() {
+					return fmt.Errorf("a server exited (logs in %s)", dir)
+				}
+				other := targets["floor"].PID
+				if name == "floor" {
+					other = targets["ours"].PID
+				}
+				if o.quietBelow > 0 {
+					wait := o.quietWait
+					if attempt > 0 {
+						wait *= 5
+					}
+					waitQuiet([]int{ours.pid(), floor.pid()}, o.quietBelow, wait)
+				}
+				if s.Rate > 0 {
+					s.Samples = samples
+				}
+				s.Attempt = attempt
+				r, err := drive(targets[name], other, ca, s)
+				if err != nil {
+					return err
+				}
+				r.Round, r.Attempt = round, attempt
+				rep.Runs = append(rep.Runs, r)
+				pair = append(pair, r)
+				fmt.Fprintf(os.Stderr, "  %-6s %-12s %-5s c=%-2d rate=%-5.0f round %d: %8.0f req/s  p50 %6.2f  p99 %7.2f  max %7.2f ms  err %d  cpu/req %6.0f µs  peak RSS %5.1f MiB  client %.2f other %.2f cores  send lag p50 %.3f p99 %.3f ms\n",
+					r.Mode, r.Pod, r.Server, r.Conns, r.TargetRate, round, r.RPS, r.P50, r.P99, r.Max, r.Errors, r.CPUPerReq, r.PeakRSSMiB, r.ClientCores, r.OtherCores, r.LagP50, r.LagP99)
 			}
-			other := targets["floor"].PID
-			if name == "floor" {
-				other = targets["ours"].PID
+			noisy := false
+			for _, r := range pair {
+				if o.noisyAbove > 0 && r.OtherCores > o.noisyAbove {
+					noisy = true
+				}
 			}
-			if o.quietBelow > 0 {
-				waitQuiet([]int{ours.pid(), floor.pid()}, o.quietBelow, o.quietWait)
+			if !noisy || attempt >= o.retries {
+				return nil
 			}
-			if s.Rate > 0 {
-				s.Samples = samples
+			for _, r := range pair {
+				r.Excluded = true
 			}
-			r, err := drive(targets[name], other, ca, s)
-			if err != nil {
-				return err
-			}
-			r.Round = round
-			rep.Runs = append(rep.Runs, r)
-			fmt.Fprintf(os.Stderr, "  %-6s %-12s %-5s c=%-2d rate=%-5.0f round %d: %8.0f req/s  p50 %6.2f  p99 %7.2f  max %7.2f ms  err %d  cpu/req %6.0f µs  peak RSS %5.1f MiB  client %.2f other %.2f cores  send lag p50 %.3f p99 %.3f ms\n",
-				r.Mode, r.Pod, r.Server, r.Conns, r.TargetRate, round, r.RPS, r.P50, r.P99, r.Max, r.Errors, r.CPUPerReq, r.PeakRSSMiB, r.ClientCores, r.OtherCores, r.LagP50, r.LagP99)
+			fmt.Fprintf(os.Stderr, "  (other processes used more than %.2f cores: this pair is excluded and run again)\n", o.noisyAbove)
 		}
-		return nil
 	}
 	for _, mode := range o.modes {
 		switch mode {
@@ -278,7 +309,7 @@ func run(o runOptions) error {
 			}
 			for _, pn := range o.pods {
 				for round := 1; round <= o.rounds; round++ {
-					if err := measure(round, loadSpec{Mode: mode, Pod: byName[pn], Conns: conns, Duration: d, Warmup: o.warmup}); err != nil {
+					if err := measure(round, loadSpec{Mode: mode, Pod: byName[pn], Conns: conns, Duration: d, Max: o.closedCount, Warmup: o.warmup}); err != nil {
 						return err
 					}
 				}
@@ -327,6 +358,9 @@ func summarize(runs []*Result) []*Summary {
 	groups := map[key]map[string][]*Result{}
 	var order []key
 	for _, r := range runs {
+		if r.Excluded {
+			continue
+		}
 		k := key{r.Mode, r.Pod, r.Conns, r.TargetRate}
 		if groups[k] == nil {
 			groups[k] = map[string][]*Result{}
@@ -472,6 +506,15 @@ func printReport(w io.Writer, rep *Report) {
 		}
 	}
 	tw.Flush()
+	excluded := 0
+	for _, r := range rep.Runs {
+		if r.Excluded {
+			excluded++
+		}
+	}
+	if excluded > 0 {
+		fmt.Fprintf(w, "%d runs excluded and run again: other processes were busy during them (kept in the JSON)\n", excluded)
+	}
 	if len(rep.Targets) > 0 {
 		fmt.Fprintln(w, "\ntargets:")
 		for _, t := range rep.Targets {

@@ -25,6 +25,10 @@ set xrange [0:*]
 set offsets 0, graph 0.04, 0, 0
 set yrange [0.1:*]
 
+# The issue's p99 target.
+set arrow 1 from graph 0, first 5 to graph 1, first 5 nohead dt 3 lw 1.5 lc rgb "#555555"
+set label 1 "p99 target: 5 ms" at graph 0.01, first 5.6 left textcolor rgb "#555555"
+
 # Rows of other modes and servers are undefined; smooth unique skips them
 # and joins the rest in rate order.
 sel(srv, col) = (strcol(1) eq "sweep" && strcol(5) eq srv) ? column(col) : NaN

@@ -286,7 +286,7 @@ func apiserverCmd(args []string) error {
 					mine = append(mine, pids[name])
 					r.CPUPerCreate[name] = float64(cpu1[name]-cpu0[name]) / clockTicks / float64(*creates) * 1e6
 				}
-				r.OtherCores = float64(otherTicks(p0, p1, mine...)) / clockTicks / el.Seconds()
+				r.OtherCores = otherCores(p0, p1, el, mine...)
 				runs = append(runs, r)
 				fmt.Fprintf(os.Stderr, "  c=%-2d round %d webhook %-5s: %5.0f creates/s  p50 %6.2f  p90 %6.2f  p99 %7.2f  max %7.2f ms  err %d  hardened %4d  CPU/create µs: apiserver %4.0f etcd %3.0f webhook %3.0f client %3.0f  conns closed %d  other %.2f cores\n",
 					conc, round, which, r.PerSecond, r.P50, r.P90, r.P99, r.Max, r.Errors, r.Hardened,

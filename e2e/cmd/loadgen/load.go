@@ -261,7 +261,7 @@ func drive(t target, idle int, caFile string, s loadSpec) (*Result, error) {
 	}
 	r.CPUSeconds = float64(cpu1-cpu0) / clockTicks
 	r.ClientCores = float64(self1-self0) / clockTicks / elapsed.Seconds()
-	r.OtherCores = float64(otherTicks(p0, p1, os.Getpid(), t.PID, idle)) / clockTicks / elapsed.Seconds()
+	r.OtherCores = otherCores(p0, p1, elapsed, os.Getpid(), t.PID, idle)
 	if n := len(all) + r.Errors; n > 0 {
 		r.CPUPerReq = r.CPUSeconds / float64(n) * 1e6
 	}
@@ -419,10 +419,11 @@ func resetPeakRSS(pid int) {
 	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
-// procTicks is the CPU time of every process on the machine, by PID:
-// utime+stime+cutime+cstime in clock ticks, so a short-lived process
-// (a compiler, a test binary) still counts, in its parent, once reaped.
-type procTicks map[int]int64
+// procTicks is the CPU time of every process on the machine, by PID, in
+// clock ticks: own (utime+stime) and reaped children's (cutime+cstime),
+// so a short-lived process (a compiler, a test binary) still counts, in
+// its parent, once reaped.
+type procTicks map[int][2]int64
 
 func scanProcs() procTicks {
 	out := procTicks{}
@@ -448,19 +449,20 @@ func scanProcs() procTicks {
 		if len(f) < 15 {
 			continue
 		}
-		var t int64
-		for _, x := range f[11:15] {
-			n, _ := strconv.ParseInt(x, 10, 64)
-			t += n
+		var t [4]int64
+		for j := range t {
+			t[j], _ = strconv.ParseInt(f[11+j], 10, 64)
 		}
-		out[pid] = t
+		out[pid] = [2]int64{t[0] + t[1], t[2] + t[3]}
 	}
 	return out
 }
 
-// otherTicks is the CPU time, between two scans, of every process but
-// those in exclude (a process new in after counts whole).
-func otherTicks(before, after procTicks, exclude ...int) int64 {
+// otherCores is the CPU, in cores over elapsed, that every process but
+// those in exclude used between two scans. A process seen only in after
+// counts with its own time alone, and the result is capped at the
+// machine's cores.
+func otherCores(before, after procTicks, elapsed time.Duration, exclude ...int) float64 {
 	skip := map[int]bool{}
 	for _, p := range exclude {
 		skip[p] = true
@@ -471,12 +473,16 @@ func otherTicks(before, after procTicks, exclude ...int) int64 {
 			continue
 		}
 		if b, ok := before[pid]; ok {
-			d += t - b
+			d += (t[0] - b[0]) + (t[1] - b[1])
 		} else {
-			d += t
+			d += t[0]
 		}
 	}
-	return d
+	c := float64(d) / clockTicks / elapsed.Seconds()
+	if n := float64(runtime.NumCPU()); c > n {
+		c = n
+	}
+	return c
 }
 
 // waitQuiet waits, at most max, until the machine's other work (all but
@@ -488,7 +494,7 @@ func waitQuiet(pids []int, threshold float64, max time.Duration) float64 {
 	for {
 		p0, t0 := scanProcs(), time.Now()
 		time.Sleep(500 * time.Millisecond)
-		other := float64(otherTicks(p0, scanProcs(), exclude...)) / clockTicks / time.Since(t0).Seconds()
+		other := otherCores(p0, scanProcs(), time.Since(t0), exclude...)
 		if other < threshold || time.Now().After(deadline) {
 			return other
 		}

@@ -6,7 +6,7 @@ FUZZTIME ?= 30s
 
 DEMO_DIR := .demo
 
-.PHONY: help build test unit e2e e2e-bins lint bench demo demo-down demo-offline run fuzz clean
+.PHONY: help build test unit e2e e2e-bins lint bench demo demo-down demo-offline run fuzz clean load load-plot load-apiserver load-offline
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -58,6 +58,21 @@ demo-offline: build ## harden the workloads in examples/ offline and show before
 	  ./$(BIN) check -f $$f --config config.yaml || true; \
 	  echo; \
 	done
+
+load: build ## the webhook and a floor server side by side under load, ratios to the floor (about 5 minutes)
+	@mkdir -p .load
+	$(GO) run ./e2e/cmd/loadgen run --binary $(BIN) --config config.yaml --json .load/run.json --csv .load/run.csv
+
+load-plot: build ## latency percentiles against rate, ours and the floor; redraws docs/latency-vs-rate.png (needs gnuplot)
+	$(GO) run ./e2e/cmd/loadgen run --binary $(BIN) --config config.yaml --modes sweep --sweep-rates 250,500,1000,1500,2000,2500,3000 --csv docs/latency-vs-rate.csv
+	gnuplot docs/plot-latency.gp
+
+load-apiserver: build ## pod-create latency through a real kube-apiserver: none, floor, floor-patch, ours (about 4 minutes)
+	@e2e/build-binaries.sh etcd kube-apiserver
+	$(GO) run ./e2e/cmd/loadgen apiserver --binary $(BIN) --config config.yaml
+
+load-offline: build ## CPU of `pod-hardener harden` on 1,000 pods, beside the YAML floor
+	$(GO) run ./e2e/cmd/loadgen harden --binary $(BIN) --config config.yaml
 
 clean: ## remove build output
 	rm -rf bin

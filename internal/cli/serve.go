@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +59,21 @@ variable: --metrics-listen, server.metricsListen, POD_HARDENER_METRICSLISTEN.`,
 	return cmd
 }
 
+// tuneGC lets the collector run less often unless the operator set GOGC
+// or GOMEMLIMIT: the live heap is 1-2 MiB, so the default GOGC=100 ran
+// about 80 collections a second at 2,000 reviews/s, 17% of the CPU. With
+// 400 and a 48 MiB soft limit, throughput at 8 connections rose from
+// 0.60x to 0.81x the floor and open-loop p99 at 2,000/s fell from 8.4 to
+// 2.8 ms, with peak RSS 46-54 MiB (docs/performance.md).
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(48 << 20)
+	}
+}
+
 func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
 	cfg, err := loadConfig(v)
 	if err != nil {
@@ -84,6 +101,7 @@ func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
 		return &exitError{ExitInvalid, fmt.Errorf("shutdown delay: %w", err)}
 	}
 	logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	tuneGC()
 	err = server.Run(ctx, server.Options{
 		ConfigPath:    v.GetString("config"),
 		Listen:        v.GetString("server.listen"),

@@ -36,13 +36,11 @@ import (
 	kwhmodel "github.com/slok/kubewebhook/v2/pkg/model"
 	kwhmutating "github.com/slok/kubewebhook/v2/pkg/webhook/mutating"
 	admissionv1 "k8s.io/api/admission/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/pod-hardener/pod-hardener/internal/admissiontest"
 	"github.com/pod-hardener/pod-hardener/mutate"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
@@ -90,32 +88,7 @@ func hbPodObject(containers, initContainers, env int) []byte {
 
 // hbReviewBody wraps a pod in a v1 CREATE review as the API server sends
 // it.
-func hbReviewBody(pod []byte) []byte {
-	gvk := metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
-	gvr := metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
-	ar := admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-		Request: &admissionv1.AdmissionRequest{
-			UID:             types.UID("705ab4f5-6393-11e8-b7cc-42010a800002"),
-			Kind:            gvk,
-			Resource:        gvr,
-			RequestKind:     &gvk,
-			RequestResource: &gvr,
-			Name:            "web",
-			Namespace:       "apps",
-			Operation:       admissionv1.Create,
-			UserInfo:        authenticationv1.UserInfo{Username: "system:serviceaccount:kube-system:replicaset-controller", UID: "3b8c0f1e-2a4d-4c55-9d1e-6f7a8b9c0d1e", Groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"}},
-			Object:          runtime.RawExtension{Raw: pod},
-			Options:         runtime.RawExtension{Raw: []byte(`{"apiVersion":"meta.k8s.io/v1","kind":"CreateOptions"}`)},
-			DryRun:          new(bool),
-		},
-	}
-	b, err := json.Marshal(&ar)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
+func hbReviewBody(pod []byte) []byte { return admissiontest.CreateReview(pod, "web", "apps") }
 
 // hbRestricted is the profile both hardening paths use; nil (and then a
 // "no profile given" error from the engine) if it is gone.
@@ -197,37 +170,9 @@ func hbPods(tb testing.TB) []handlerBenchPod {
 	return pods
 }
 
-// hbFloor is the floor: typed decoding of the review and the pod, and
-// an allowed response.
-type hbFloor struct{}
-
-func (hbFloor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	var ar admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &ar); err != nil || ar.Request == nil {
-		http.Error(w, "bad review", http.StatusBadRequest)
-		return
-	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(ar.Request.Object.Raw, &pod); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	out, err := json.Marshal(admissionv1.AdmissionReview{
-		TypeMeta: ar.TypeMeta,
-		Response: &admissionv1.AdmissionResponse{UID: ar.Request.UID, Allowed: true},
-	})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(out)
-}
+// hbFloor is the floor shared with the load generator: typed decoding of
+// the review and the pod, and an allowed response.
+type hbFloor = admissiontest.Floor
 
 func hbOurs(tb testing.TB) http.Handler {
 	h, err := NewHandler(NewDecider(profiles.Default(), NoNamespaces{}, nil), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -9,23 +9,18 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
-	corev1 "k8s.io/api/core/v1"
-
+	"github.com/pod-hardener/pod-hardener/internal/admissiontest"
 	"github.com/pod-hardener/pod-hardener/internal/server"
 )
 
@@ -44,7 +39,7 @@ func floorServerCmd(args []string) error {
 		return fmt.Errorf("floor-server: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/mutate", floorHandler{patch: *patch})
+	mux.Handle("/mutate", floorHandler(*patch))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	srv := &http.Server{
 		Handler:           mux,
@@ -77,58 +72,13 @@ func floorServerCmd(args []string) error {
 }
 
 // floorAnnotation is what the floor sets with --patch.
-const floorAnnotation = "loadgen.floor/seen"
+const floorAnnotation = admissiontest.FloorAnnotation
 
-// floorWarning is the floor's answer to a dry run, and only to a dry run.
+// floorWarning is the floor's answer to a dry run, and only to a dry run:
+// it lets `loadgen apiserver` see that the floor is the webhook called.
 const floorWarning = "loadgen floor webhook"
 
-// floorHandler decodes the review and the pod and allows it; with patch,
-// it also sets one annotation, so the API server pays for a mutation
-// (applying a patch, re-running its mutating admission) as with ours.
-type floorHandler struct{ patch bool }
-
-func (f floorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		http.Error(w, "POST an AdmissionReview", http.StatusMethodNotAllowed)
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, server.MaxBodyBytes+1))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if len(body) > server.MaxBodyBytes {
-		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
-		return
-	}
-	var ar admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &ar); err != nil || ar.Request == nil {
-		http.Error(w, "bad review", http.StatusBadRequest)
-		return
-	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(ar.Request.Object.Raw, &pod); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	resp := &admissionv1.AdmissionResponse{UID: ar.Request.UID, Allowed: true}
-	if f.patch {
-		op := `[{"op":"add","path":"/metadata/annotations","value":{"` + floorAnnotation + `":"true"}}]`
-		if pod.Annotations != nil {
-			op = `[{"op":"add","path":"/metadata/annotations/` + strings.ReplaceAll(floorAnnotation, "/", "~1") + `","value":"true"}]`
-		}
-		pt := admissionv1.PatchTypeJSONPatch
-		resp.Patch, resp.PatchType = []byte(op), &pt
-	}
-	if ar.Request.DryRun != nil && *ar.Request.DryRun {
-		// Lets `loadgen apiserver` see that the floor is the webhook called.
-		resp.Warnings = []string{floorWarning}
-	}
-	out, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: ar.TypeMeta, Response: resp})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(out)
+// floorHandler is the floor shared with the handler benchmarks.
+func floorHandler(patch bool) http.Handler {
+	return admissiontest.Floor{Patch: patch, MaxBody: server.MaxBodyBytes, DryRunWarning: floorWarning}
 }

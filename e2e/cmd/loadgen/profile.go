@@ -76,7 +76,7 @@ func profileCmd(args []string) error {
 			return root.Execute()
 		}
 	case "floor":
-		h = floorHandler{}
+		h = floorHandler(false)
 	case "ours":
 		var w io.Writer = io.Discard
 		if *logTo == "file" {

@@ -17,21 +17,19 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/spf13/viper"
-	admissionv1 "k8s.io/api/admission/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/pod-hardener/pod-hardener/internal/admissiontest"
 	"github.com/pod-hardener/pod-hardener/mutate"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
 // reviewUID is the uid of every review; answers must carry it back.
-const reviewUID = "705ab4f5-6393-11e8-b7cc-42010a800002"
+const reviewUID = admissiontest.UID
 
 // reviewNamespace is where the reviewed pods live: no config rule and no
 // label selects it, so the default profile (restricted) applies.
@@ -168,33 +166,7 @@ func served(in *corev1.Pod) *corev1.Pod {
 }
 
 // reviewBody wraps a pod in a v1 CREATE review as the API server sends it.
-func reviewBody(pod []byte) []byte {
-	gvk := metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
-	gvr := metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
-	ar := admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-		Request: &admissionv1.AdmissionRequest{
-			UID:             types.UID(reviewUID),
-			Kind:            gvk,
-			Resource:        gvr,
-			RequestKind:     &gvk,
-			RequestResource: &gvr,
-			Namespace:       reviewNamespace,
-			Operation:       admissionv1.Create,
-			UserInfo: authenticationv1.UserInfo{Username: "system:serviceaccount:kube-system:replicaset-controller",
-				UID:    "3b8c0f1e-2a4d-4c55-9d1e-6f7a8b9c0d1e",
-				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"}},
-			Object:  runtime.RawExtension{Raw: pod},
-			Options: runtime.RawExtension{Raw: []byte(`{"apiVersion":"meta.k8s.io/v1","kind":"CreateOptions"}`)},
-			DryRun:  new(bool),
-		},
-	}
-	b, err := json.Marshal(&ar)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
+func reviewBody(pod []byte) []byte { return admissiontest.CreateReview(pod, "", reviewNamespace) }
 
 // hardenRaw applies our engine's patch (the config's choice for the
 // review namespace) to a raw pod and serializes the result through

@@ -18,14 +18,27 @@ const EnvPrefix = "POD_HARDENER"
 // Parse decodes config.yaml strictly: an unknown or misspelt key is an
 // error that names it, never silently ignored.
 func Parse(data []byte) (*Config, error) {
+	return parse(data, "", nil)
+}
+
+// parse decodes, applies the overrides, and validates. source names the
+// file in errors ("" for none).
+func parse(data []byte, source string, override func(*Config)) (*Config, error) {
+	in := ""
+	if source != "" {
+		in = " " + source
+	}
 	c := &Config{}
 	if len(bytes.TrimSpace(data)) > 0 {
 		if err := yaml.UnmarshalStrict(data, c); err != nil {
-			return nil, fmt.Errorf("parsing config: %w", err)
+			return nil, fmt.Errorf("parsing config%s: %w", in, err)
 		}
 	}
+	if override != nil {
+		override(c)
+	}
 	if err := c.finish(); err != nil {
-		return nil, fmt.Errorf("invalid config: %w", err)
+		return nil, fmt.Errorf("invalid config%s: %w", in, err)
 	}
 	return c, nil
 }
@@ -67,22 +80,14 @@ func Load(v *viper.Viper, path string) (*Config, error) {
 // LoadData builds the config from config.yaml's bytes (as read by Load,
 // or by a reload) with viper's environment overrides on top.
 func LoadData(v *viper.Viper, data []byte, path string) (*Config, error) {
-	c := &Config{}
-	if len(bytes.TrimSpace(data)) > 0 {
-		if err := yaml.UnmarshalStrict(data, c); err != nil {
-			return nil, fmt.Errorf("parsing config %s: %w", describe(path), err)
+	return parse(data, describe(path), func(c *Config) {
+		if s := v.GetString("defaultProfile"); s != "" {
+			c.DefaultProfile = s
 		}
-	}
-	if s := v.GetString("defaultProfile"); s != "" {
-		c.DefaultProfile = s
-	}
-	if s := v.GetString("exemptions.onUnauthorized"); s != "" {
-		c.Exemptions.OnUnauthorized = Action(s)
-	}
-	if err := c.finish(); err != nil {
-		return nil, fmt.Errorf("invalid config %s: %w", describe(path), err)
-	}
-	return c, nil
+		if s := v.GetString("exemptions.onUnauthorized"); s != "" {
+			c.Exemptions.OnUnauthorized = Action(s)
+		}
+	})
 }
 
 func describe(path string) string {

@@ -36,7 +36,7 @@ func hostNamespaces(h *hctx) {
 		if h.conflict(profiles.HostNamespaces, nil, "spec."+f.key, "true") != profiles.ActionEnforce {
 			continue
 		}
-		if f.key == "hostNetwork" && h.pod.hostProcess() {
+		if f.key == "hostNetwork" && h.hostProcess {
 			h.cannotEnforce("Windows HostProcess pods must use the host network")
 			continue
 		}

@@ -42,7 +42,7 @@ func runAsNonRoot(h *hctx) {
 	if isFalse(spec.HostUsers) {
 		return
 	}
-	if h.pod.hostProcess() {
+	if h.hostProcess {
 		h.problems = append(h.problems, "runAsNonRoot not set: Windows HostProcess pods run as a node account")
 		return
 	}

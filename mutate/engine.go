@@ -82,6 +82,8 @@ type hctx struct {
 	ex      *exemptions
 	res     *Result
 	windows bool
+	// hostProcess: a Windows HostProcess pod, which runs as a node account.
+	hostProcess bool
 	// podPaths are writable paths from the profile and the pod annotation.
 	podPaths []string
 	problems []string
@@ -103,17 +105,18 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 	b := &ops{list: make([]Operation, 0, 8+4*len(pod.Spec.Containers)+4*len(pod.Spec.InitContainers))}
 	root := newObj(b, in.Prefix, true, nil, "")
 	h := &hctx{
-		in:   in,
-		pod:  pod,
-		prof: in.Profile,
-		b:    b,
-		meta: root.child("metadata", pod.Metadata != nil),
-		spec: root.child("spec", true),
-		ex:   parseExemptions(pod),
-		res:  &Result{Profile: in.Profile.Name},
-		// A HostProcess pod is Windows even without spec.os.
-		windows: pod.windows() || pod.hostProcess(),
+		in:          in,
+		pod:         pod,
+		prof:        in.Profile,
+		b:           b,
+		meta:        root.child("metadata", pod.Metadata != nil),
+		spec:        root.child("spec", true),
+		ex:          parseExemptions(pod),
+		res:         &Result{Profile: in.Profile.Name},
+		hostProcess: pod.hostProcess(),
 	}
+	// A HostProcess pod is Windows even without spec.os.
+	h.windows = pod.windows() || h.hostProcess
 	h.podSC = h.spec.child("securityContext", pod.Spec.SecurityContext != nil)
 	h.targets = targets(pod.Spec, h.spec, in.EphemeralOnly)
 	h.problems = append(h.problems, h.ex.problems...)

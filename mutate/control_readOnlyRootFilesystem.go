@@ -3,8 +3,10 @@ package mutate
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 
+	"github.com/pod-hardener/pod-hardener/internal/jsonenc"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
@@ -50,21 +52,18 @@ func readOnlyRootFilesystem(h *hctx, t *target) {
 	}
 	paths := h.podPaths
 	if h.in.EphemeralOnly == nil {
-		paths = append(append([]string(nil), paths...), parsePaths(h.pod, AnnotationWritablePathPrefix+t.name(), &h.problems)...)
+		if extra := parsePaths(h.pod, AnnotationWritablePathPrefix+t.name(), &h.problems); len(extra) > 0 {
+			paths = append(paths[:len(paths):len(paths)], extra...)
+		}
 	} else {
 		paths = h.in.Profile.WritablePaths
 	}
 	mountsExist := t.c.VolumeMounts != nil
-	seen := map[string]bool{}
-	for _, m := range t.c.VolumeMounts {
-		seen[m.MountPath] = true
-	}
-	for _, p := range paths {
-		if seen[p] {
+	for i, p := range paths {
+		if mounted(t.c.VolumeMounts, p) || slices.Contains(paths[:i], p) {
 			continue
 		}
-		seen[p] = true
-		name := volumeName(p)
+		name := h.volumeName(p)
 		if !h.ensureVolume(name) {
 			h.problems = append(h.problems, fmt.Sprintf("%s: writable path %s not mounted: volumes cannot be added to a running pod", t.where(), p))
 			continue
@@ -107,12 +106,12 @@ type volumeMount struct {
 // appendJSON writes a volume without reflection (see Patch).
 func (v volume) appendJSON(b []byte) []byte {
 	b = append(b, `{"name":`...)
-	b = appendString(b, v.Name)
+	b = jsonenc.AppendString(b, v.Name)
 	b = append(b, `,"emptyDir":{`...)
 	sep := false
 	if v.EmptyDir.Medium != "" {
 		b = append(b, `"medium":`...)
-		b = appendString(b, v.EmptyDir.Medium)
+		b = jsonenc.AppendString(b, v.EmptyDir.Medium)
 		sep = true
 	}
 	if v.EmptyDir.SizeLimit != "" {
@@ -120,17 +119,41 @@ func (v volume) appendJSON(b []byte) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `"sizeLimit":`...)
-		b = appendString(b, v.EmptyDir.SizeLimit)
+		b = jsonenc.AppendString(b, v.EmptyDir.SizeLimit)
 	}
 	return append(b, "}}"...)
 }
 
 func (m volumeMount) appendJSON(b []byte) []byte {
 	b = append(b, `{"name":`...)
-	b = appendString(b, m.Name)
+	b = jsonenc.AppendString(b, m.Name)
 	b = append(b, `,"mountPath":`...)
-	b = appendString(b, m.MountPath)
+	b = jsonenc.AppendString(b, m.MountPath)
 	return append(b, '}')
+}
+
+// mounted reports whether a path is a mount point already. A linear scan:
+// containers have a handful of mounts.
+func mounted(ms []volumeMountView, p string) bool {
+	for _, m := range ms {
+		if m.MountPath == p {
+			return true
+		}
+	}
+	return false
+}
+
+// volumeName is volumeName(p), computed once per path and pod: every
+// container mounts the same few paths.
+func (h *hctx) volumeName(p string) string {
+	for _, n := range h.volumeNames {
+		if n[0] == p {
+			return n[1]
+		}
+	}
+	n := volumeName(p)
+	h.volumeNames = append(h.volumeNames, [2]string{p, n})
+	return n
 }
 
 // volumeName derives a DNS-1123 label from a path: readable, and with a

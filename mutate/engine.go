@@ -86,7 +86,9 @@ type hctx struct {
 	hostProcess bool
 	// podPaths are writable paths from the profile and the pod annotation.
 	podPaths []string
-	problems []string
+	// volumeNames caches volumeName by path: {path, name}.
+	volumeNames [][2]string
+	problems    []string
 }
 
 // Harden runs the profile's controls over the raw pod.
@@ -105,14 +107,15 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 	b := &ops{list: make([]Operation, 0, 8+4*len(pod.Spec.Containers)+4*len(pod.Spec.InitContainers))}
 	root := newObj(b, in.Prefix, true, nil, "")
 	h := &hctx{
-		in:          in,
-		pod:         pod,
-		prof:        in.Profile,
-		b:           b,
-		meta:        root.child("metadata", pod.Metadata != nil),
-		spec:        root.child("spec", true),
-		ex:          parseExemptions(pod),
-		res:         &Result{Profile: in.Profile.Name},
+		in:   in,
+		pod:  pod,
+		prof: in.Profile,
+		b:    b,
+		meta: root.child("metadata", pod.Metadata != nil),
+		spec: root.child("spec", true),
+		ex:   parseExemptions(pod),
+		// About six changes per container: sized once instead of grown.
+		res:         &Result{Profile: in.Profile.Name, Changes: make([]Change, 0, 4+6*(len(pod.Spec.Containers)+len(pod.Spec.InitContainers)+len(pod.Spec.EphemeralContainers)))},
 		hostProcess: pod.hostProcess(),
 	}
 	// A HostProcess pod is Windows even without spec.os.

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pod-hardener/pod-hardener/internal/jsonenc"
 )
 
 // Operation is one RFC 6902 operation.
@@ -43,9 +45,9 @@ func Patch(ops []Operation) ([]byte, error) {
 
 func appendOp(b []byte, o Operation) ([]byte, error) {
 	b = append(b, `{"op":`...)
-	b = appendString(b, o.Op)
+	b = jsonenc.AppendString(b, o.Op)
 	b = append(b, `,"path":`...)
-	b = appendString(b, o.Path)
+	b = jsonenc.AppendString(b, o.Path)
 	if o.Op != "remove" {
 		b = append(b, `,"value":`...)
 		var err error
@@ -65,7 +67,7 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	case bool:
 		return strconv.AppendBool(b, x), nil
 	case string:
-		return appendString(b, x), nil
+		return jsonenc.AppendString(b, x), nil
 	case int64:
 		return strconv.AppendInt(b, x, 10), nil
 	case int:
@@ -81,7 +83,7 @@ func appendValue(b []byte, v any) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = jsonenc.AppendString(b, k)
 			b = append(b, ':')
 			var err error
 			if b, err = appendValue(b, x[k]); err != nil {
@@ -95,7 +97,7 @@ func appendValue(b []byte, v any) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = jsonenc.AppendString(b, k)
 			b = append(b, ':')
 			var err error
 			if b, err = appendValue(b, x.vals[i]); err != nil {
@@ -125,7 +127,7 @@ func appendValue(b []byte, v any) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, s)
+			b = jsonenc.AppendString(b, s)
 		}
 		return append(b, ']'), nil
 	}
@@ -134,21 +136,6 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, j...), nil
-}
-
-// appendString writes a JSON string; anything but plain printable ASCII
-// goes through encoding/json, so escaping is always its.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			j, _ := json.Marshal(s)
-			return append(b, j...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // escape encodes a JSON pointer token (RFC 6901).
@@ -189,6 +176,12 @@ type obj struct {
 	rawKey bool
 	fields *object
 	lists  []namedList
+	// lbuf holds the first lists, so most objects allocate once.
+	lbuf [1]namedList
+	// index, when rawKey is set and key empty, is the array index below
+	// the parent, turned into a path only when one is needed.
+	index   int
+	idxKind string
 }
 
 type namedList struct {
@@ -204,7 +197,10 @@ func newObj(b *ops, path string, exists bool, parent *obj, key string) *obj {
 func (o *obj) at() string {
 	if !o.pathOK {
 		k := o.key
-		if !o.rawKey {
+		switch {
+		case o.rawKey && k == "":
+			k = o.idxKind + "/" + itoa(o.index)
+		case !o.rawKey:
 			k = escape(k)
 		}
 		o.path, o.pathOK = o.parent.at()+"/"+k, true
@@ -225,6 +221,7 @@ func (o *obj) set(key string, v any) {
 	}
 	if o.fields == nil {
 		o.fields = &object{}
+		o.fields.keys, o.fields.vals = o.fields.kbuf[:0], o.fields.vbuf[:0]
 		o.parent.set(o.key, o.fields)
 	}
 	o.fields.keys = append(o.fields.keys, key)
@@ -250,21 +247,31 @@ func (o *obj) append(key string, exists bool, v any) {
 			return
 		}
 	}
-	l := &list{items: []any{v}}
+	l := &list{}
+	l.items = append(l.buf[:0], v)
+	if o.lists == nil {
+		o.lists = o.lbuf[:0]
+	}
 	o.lists = append(o.lists, namedList{key, l})
 	o.set(key, l)
 }
 
-// object is a JSON object the engine creates, keys in the order set.
+// object is a JSON object the engine creates, keys in the order set. The
+// buffers hold the usual few fields without another allocation.
 type object struct {
 	keys []string
 	vals []any
+	kbuf [6]string
+	vbuf [6]any
 }
 
 func (o *object) MarshalJSON() ([]byte, error) { return appendValue(nil, o) }
 
 // list is an array the engine creates and may still append to.
-type list struct{ items []any }
+type list struct {
+	items []any
+	buf   [1]any
+}
 
 func (l *list) MarshalJSON() ([]byte, error) { return appendValue(nil, l) }
 

@@ -20,6 +20,19 @@ func Review(cfg *profiles.Config, raw []byte, f profiles.Facts, o Options) (*Res
 	if err != nil {
 		return nil, err
 	}
+	return review(cfg, pod, f, o)
+}
+
+// ReviewPod is Review for a pod decoded as part of another document. The
+// engine changes the pod's views as it goes: a Pod is reviewed once.
+func ReviewPod(cfg *profiles.Config, pod *Pod, f profiles.Facts, o Options) (*Result, error) {
+	if err := pod.check(); err != nil {
+		return nil, err
+	}
+	return review(cfg, &pod.podView, f, o)
+}
+
+func review(cfg *profiles.Config, pod *podView, f profiles.Facts, o Options) (*Result, error) {
 	auth := cfg.AuthorizeExemptions(f)
 	if o.ForceExemptions {
 		auth = profiles.Authorization{Allowed: true, Why: "exemptions allowed by --allow-exemptions"}

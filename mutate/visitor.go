@@ -86,7 +86,7 @@ func targets(spec *specView, specObj *obj, ephemeralOnly map[string]bool) []*tar
 			}
 			t := &all[len(out)]
 			*t = target{c: c, kind: l.kind, index: i,
-				obj:        &obj{b: specObj.b, exists: true, parent: specObj, key: l.kind + "/" + itoa(i), rawKey: true},
+				obj:        &obj{b: specObj.b, exists: true, parent: specObj, rawKey: true, idxKind: l.kind, index: i},
 				scExists:   c.SecurityContext != nil,
 				capsExists: c.SecurityContext != nil && c.SecurityContext.Capabilities != nil}
 			out = append(out, t)

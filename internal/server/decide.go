@@ -1,6 +1,7 @@
 // Package server is the admission webhook: the decision for one admission
-// request (this file, free of any webhook library), the kubewebhook adapter
-// (webhook.go, the only file that imports kubewebhook), TLS with reloading
+// request (this file, free of any webhook library), reading reviews
+// (review.go), the HTTP handler and kubewebhook adapter (webhook.go, the
+// only file that imports kubewebhook), TLS with reloading
 // certificates, config reload, the namespace informer and metrics.
 package server
 
@@ -25,10 +26,13 @@ type Request struct {
 	Namespace   string
 	Name        string
 	Object      []byte
-	OldObject   []byte
-	DryRun      bool
-	User        string
-	Groups      []string
+	// Pod is the object already decoded, for a pod CREATE read with its
+	// review (Object is then nil).
+	Pod       *mutate.Pod
+	OldObject []byte
+	DryRun    bool
+	User      string
+	Groups    []string
 }
 
 // Decision is the answer to one request.
@@ -84,7 +88,7 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	}
 	var opts mutate.Options
 	switch {
-	case r.Operation == "CREATE" && r.SubResource == "":
+	case r.hardensWholePod():
 	case r.Operation == "UPDATE" && r.SubResource == "ephemeralcontainers":
 		added, err := newEphemeralContainers(r.OldObject, r.Object)
 		if err != nil {
@@ -97,13 +101,13 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	default:
 		return d.skip(r, "operation not hardened"), nil
 	}
-	if len(r.Object) == 0 {
+	if len(r.Object) == 0 && r.Pod == nil {
 		return nil, fmt.Errorf("request %s has no object", r.UID)
 	}
 	// Mirror pods are made by the kubelet from static manifests and cannot
 	// be changed; only a node may create them. The annotation alone, which
 	// anyone can write, never skips hardening.
-	if r.Operation == "CREATE" && strings.HasPrefix(r.User, "system:node:") && hasMirrorAnnotation(r.Object) {
+	if r.Operation == "CREATE" && strings.HasPrefix(r.User, "system:node:") && r.hasMirrorAnnotation() {
 		return d.skip(r, "mirror pod created by a node"), nil
 	}
 
@@ -119,7 +123,13 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 		}
 		facts.NamespaceLabels = labels
 	}
-	res, err := mutate.Review(cfg, r.Object, facts, opts)
+	var res *mutate.Result
+	var err error
+	if r.Pod != nil {
+		res, err = mutate.ReviewPod(cfg, r.Pod, facts, opts)
+	} else {
+		res, err = mutate.Review(cfg, r.Object, facts, opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("hardening %s: %w", describe(r), err)
 	}
@@ -175,6 +185,20 @@ func describe(r *Request) string {
 	return fmt.Sprintf("a pod in namespace %s", r.Namespace)
 }
 
+// hardensWholePod: a pod CREATE, the request whose whole pod is hardened.
+func (r *Request) hardensWholePod() bool {
+	return r.Group == "" && r.Resource == "pods" && r.Operation == "CREATE" && r.SubResource == ""
+}
+
+func (r *Request) hasMirrorAnnotation() bool {
+	if r.Pod != nil {
+		return r.Pod.HasAnnotation(mirrorAnnotation)
+	}
+	return hasMirrorAnnotation(r.Object)
+}
+
+const mirrorAnnotation = "kubernetes.io/config.mirror"
+
 func hasMirrorAnnotation(raw []byte) bool {
 	var p struct {
 		Metadata struct {
@@ -184,7 +208,7 @@ func hasMirrorAnnotation(raw []byte) bool {
 	if json.Unmarshal(raw, &p) != nil {
 		return false
 	}
-	_, ok := p.Metadata.Annotations["kubernetes.io/config.mirror"]
+	_, ok := p.Metadata.Annotations[mirrorAnnotation]
 	return ok
 }
 

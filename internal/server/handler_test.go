@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
+	admissionv1beta1 "k8s.io/api/admission/v1beta1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pod-hardener/pod-hardener/mutate"
 	"github.com/pod-hardener/pod-hardener/profiles"
@@ -347,24 +350,40 @@ func TestHandlerRecoversPanics(t *testing.T) {
 	}
 }
 
-func TestWithAuditAnnotations(t *testing.T) {
-	ann := map[string]string{"profile": "restricted", "q": `a"b`}
-	for _, in := range []string{
-		`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"u","allowed":true}}`,
-		`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"u","allowed":true}}` + "\n",
-		`{"response":{"uid":"u","allowed":true},"kind":"AdmissionReview"}`, // not last: general path
-	} {
-		out, err := withAuditAnnotations([]byte(in), ann)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ar admissionv1.AdmissionReview
-		if err := json.Unmarshal(out, &ar); err != nil {
-			t.Fatalf("%s: %v", out, err)
-		}
-		if ar.Response.UID != "u" || !ar.Response.Allowed || ar.Response.AuditAnnotations["q"] != `a"b` || ar.Response.AuditAnnotations["profile"] != "restricted" {
-			t.Errorf("%s -> %s", in, out)
-		}
+// A v1beta1 review (same JSON shape as v1) is answered in v1beta1 with
+// the same patch, warnings and audit annotations as a v1 one.
+func TestHandlerV1beta1(t *testing.T) {
+	e := newEnv(t, nil)
+	v1 := review{obj: futurePod}.JSON()
+	_, want := e.send(t, v1)
+	w := httptest.NewRecorder()
+	e.handler.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/mutate",
+		bytes.NewReader(bytes.Replace(v1, []byte(`"admission.k8s.io/v1"`), []byte(`"admission.k8s.io/v1beta1"`), 1))))
+	var ar admissionv1beta1.AdmissionReview
+	if err := json.Unmarshal(w.Body.Bytes(), &ar); err != nil || w.Code != http.StatusOK {
+		t.Fatalf("status %d, %v: %s", w.Code, err, w.Body)
+	}
+	got := ar.Response
+	if ar.APIVersion != "admission.k8s.io/v1beta1" || ar.Kind != "AdmissionReview" || got == nil || got.UID != "uid-1" || !got.Allowed {
+		t.Fatalf("answer %s", w.Body)
+	}
+	if got.PatchType == nil || *got.PatchType != admissionv1beta1.PatchTypeJSONPatch || !bytes.Equal(got.Patch, want.Patch) {
+		t.Errorf("patch %s, want %s", got.Patch, want.Patch)
+	}
+	if !reflect.DeepEqual(got.Warnings, want.Warnings) || got.AuditAnnotations["profile"] != "restricted" ||
+		!reflect.DeepEqual(got.AuditAnnotations, want.AuditAnnotations) {
+		t.Errorf("warnings %q audit %v; want %q %v", got.Warnings, got.AuditAnnotations, want.Warnings, want.AuditAnnotations)
+	}
+}
+
+// Nothing to change: allowed, no patch and no patch type.
+func TestHandlerNoPatch(t *testing.T) {
+	e := newEnv(t, nil)
+	_, first := e.send(t, review{obj: futurePod}.JSON())
+	hardened := applyPatch(t, futurePod, first.Patch)
+	w, resp := e.send(t, review{obj: string(hardened)}.JSON())
+	if resp == nil || !resp.Allowed || resp.Patch != nil || resp.PatchType != nil || bytes.Contains(w.Body.Bytes(), []byte("patchType")) {
+		t.Fatalf("second review: %s", w.Body)
 	}
 }
 
@@ -430,5 +449,91 @@ func TestHandlerBadInputMore(t *testing.T) {
 				tc.check(t, ar.Response)
 			}
 		})
+	}
+}
+
+// encodeResponse writes exactly what encoding/json writes for the same
+// AdmissionReview.
+func TestEncodeResponseMatchesEncodingJSON(t *testing.T) {
+	pt := admissionv1.PatchTypeJSONPatch
+	tm := metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"}
+	for _, r := range []*admissionv1.AdmissionResponse{
+		{UID: "u", Allowed: true},
+		{UID: `q"<u>&`, Allowed: true, Patch: []byte(`[{"op":"add","path":"/a","value":"ü\n"}]`), PatchType: &pt,
+			AuditAnnotations: map[string]string{"profile": "restricted", "b": `x"y`, "a": "\u2028"}, Warnings: []string{"w1", "tab\tü"}},
+		{UID: "u", Allowed: false, Result: &metav1.Status{Status: metav1.StatusFailure, Message: "denied: <why>", Code: 400}, Warnings: []string{"w"}},
+		{UID: "", Allowed: true, Patch: bytes.Repeat([]byte{0, 255, 7}, 1000), PatchType: &pt},
+	} {
+		want, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: tm, Response: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := encodeResponse(tm, r); string(got) != string(want) {
+			t.Errorf("got  %s\nwant %s", got, want)
+		}
+	}
+}
+
+// A pod CREATE is read in one pass with its pod; the answer is the same as
+// for the same review read with its object kept raw, and whatever that
+// one pass cannot read takes the raw path and is answered as before.
+func TestDecodeReviewPaths(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	for _, p := range append(hbPods(t), handlerBenchPod{name: "future", body: review{obj: futurePod}.JSON()}) {
+		fast, err := decodeReview(p.body)
+		if err != nil || fast.req.Pod == nil || fast.req.Object != nil {
+			t.Fatalf("%s: not read in one pass (err %v)", p.name, err)
+		}
+		var slow reviewIn[json.RawMessage]
+		if err := json.Unmarshal(p.body, &slow); err != nil {
+			t.Fatal(err)
+		}
+		rawReq := decoded(slow.APIVersion, slow.Kind, slow.Request, raw(slow.Request.Object)).req
+		got, err1 := e.decider.Decide(ctx, fast.req)
+		want, err2 := e.decider.Decide(ctx, rawReq)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: %v / %v", p.name, err1, err2)
+		}
+		if !bytes.Equal(got.Patch, want.Patch) || !reflect.DeepEqual(got.Warnings, want.Warnings) ||
+			!reflect.DeepEqual(got.AuditAnnotations, want.AuditAnnotations) || got.Outcome != want.Outcome {
+			t.Errorf("%s: one pass and raw differ:\n%s\n%s", p.name, got.Patch, want.Patch)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want string // in the rejection
+	}{
+		{"duplicate key in the pod", review{obj: `{"metadata":{"name":"d"},"spec":{"containers":[{"name":"a","name":"b"}]}}`}.JSON(), "duplicate"},
+		{"not an object", review{obj: `[1,2]`}.JSON(), "not a JSON object"},
+		{"wrong type", review{obj: `{"spec":{"containers":"x"}}`}.JSON(), "cannot read this object"},
+		{"case-folded key", review{obj: `{"metadata":{"name":"c"},"spec":{"Containers":[{"name":"a"}],"containers":[{"name":"b","SecurityContext":{"privileged":true}}]}}`}.JSON(), ""},
+	} {
+		d, err := decodeReview(tc.body)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		_, resp := e.send(t, tc.body)
+		if resp == nil {
+			t.Fatalf("%s: no answer", tc.name)
+		}
+		if tc.want == "" {
+			// Read in one pass, case-sensitively: SecurityContext is not
+			// securityContext, so one is added (the API server ignores the
+			// other spelling).
+			if d.req.Pod == nil || !resp.Allowed || !bytes.Contains(resp.Patch, []byte(`/spec/containers/0/securityContext`)) {
+				t.Errorf("%s: allowed %v patch %s", tc.name, resp.Allowed, resp.Patch)
+			}
+			continue
+		}
+		if d.req.Pod != nil || resp.Allowed || !strings.Contains(resp.Result.Message, tc.want) {
+			t.Errorf("%s: one pass %v, answer %+v", tc.name, d.req.Pod != nil, resp.Result)
+		}
+	}
+	// Not a pod CREATE: read raw.
+	d, err := decodeReview(review{op: "UPDATE", subresource: "ephemeralcontainers", obj: futurePod, old: futurePod}.JSON())
+	if err != nil || d.req.Pod != nil || d.req.Object == nil || d.req.OldObject == nil {
+		t.Errorf("UPDATE: %v %+v", err, d)
 	}
 }

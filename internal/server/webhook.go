@@ -1,30 +1,34 @@
 package server
 
-// This is the only file that imports kubewebhook: its HTTP handler decodes
-// the AdmissionReview and encodes the response, its measured-webhook
-// wrapper feeds the latency histogram, and our Webhook returns the engine's
-// own operations as the patch (never a diff of a re-marshalled object,
-// which would drop fields this build does not know).
+// This is the only file that imports kubewebhook. Our hardenWebhook
+// implements its webhook.Webhook interface and returns the engine's own
+// operations as the patch (never a diff of a re-marshalled object, which
+// would drop fields this build does not know); kubewebhook's measured-webhook
+// wrapper around it feeds the latency histogram. The HTTP layer is ours:
+// kubewebhook's handler decodes every body twice (once to find its kind,
+// once into the typed review), which costs as much as the floor webhook's
+// whole review, has no field for audit annotations, and panics on a review
+// without a request. See docs/performance.md.
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	kwhhttp "github.com/slok/kubewebhook/v2/pkg/http"
-	kwhlog "github.com/slok/kubewebhook/v2/pkg/log"
 	kwhprom "github.com/slok/kubewebhook/v2/pkg/metrics/prometheus"
 	kwhmodel "github.com/slok/kubewebhook/v2/pkg/model"
 	kwhwebhook "github.com/slok/kubewebhook/v2/pkg/webhook"
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionv1beta1 "k8s.io/api/admission/v1beta1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // MaxBodyBytes is the largest AdmissionReview accepted; larger bodies get
@@ -44,11 +48,13 @@ func (w *hardenWebhook) ID() string                 { return webhookID }
 func (w *hardenWebhook) Kind() kwhmodel.WebhookKind { return kwhmodel.WebhookKindMutating }
 
 func (w *hardenWebhook) Review(ctx context.Context, ar kwhmodel.AdmissionReview) (kwhmodel.AdmissionResponse, error) {
-	holder, _ := ctx.Value(auditKey{}).(*auditHolder)
-	if holder != nil {
-		holder.reviewing = true
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	var req *Request
+	if x != nil && x.req != nil {
+		req = x.req // read by our handler, pod included
+	} else {
+		req = toRequest(&ar)
 	}
-	req := toRequest(&ar)
 	dec, err := w.d.Decide(ctx, req)
 	if err != nil {
 		// A pod we cannot read is rejected, not errored: with
@@ -59,8 +65,8 @@ func (w *hardenWebhook) Review(ctx context.Context, ar kwhmodel.AdmissionReview)
 			Message: "pod-hardener cannot read this object, so it cannot harden it: " + err.Error()}, nil
 	}
 	w.d.metrics.review(req.Operation, dec.Outcome)
-	if holder != nil {
-		holder.annotations = dec.AuditAnnotations
+	if x != nil {
+		x.annotations = dec.AuditAnnotations
 	}
 	// One line per review at debug (the API server's audit log has our
 	// audit annotations); rejections at info.
@@ -101,19 +107,20 @@ func toRequest(ar *kwhmodel.AdmissionReview) *Request {
 	return r
 }
 
-type auditKey struct{}
+type exchangeKey struct{}
 
-// auditHolder carries audit annotations from Review to the HTTP layer,
-// since kubewebhook's response model has no field for them; reviewing
-// tells a panic in our review from one in kubewebhook's decoding.
-type auditHolder struct {
+// exchange passes what kubewebhook's model has no field for between our
+// handler and our webhook: in, the request as the handler read it (its
+// pod already decoded); out, the audit annotations.
+type exchange struct {
+	req         *Request
 	annotations map[string]string
-	reviewing   bool
 }
 
-// NewHandler returns the /mutate handler: body limit (413), panic recovery,
-// kubewebhook's handler around our measured webhook, and audit annotations
-// added to the response.
+// NewHandler returns the /mutate handler: method and body limit (405,
+// 413), one decoding pass of the review (400 when malformed), our webhook
+// behind kubewebhook's measured-webhook wrapper, the response with its
+// audit annotations, and panic recovery.
 func NewHandler(d *Decider, reg prometheus.Registerer, logger *slog.Logger) (http.Handler, error) {
 	var wh kwhwebhook.Webhook = &hardenWebhook{d: d, log: logger}
 	if reg != nil {
@@ -123,169 +130,109 @@ func NewHandler(d *Decider, reg prometheus.Registerer, logger *slog.Logger) (htt
 		}
 		wh = kwhwebhook.NewMeasuredWebhook(rec, wh)
 	}
-	inner, err := kwhhttp.HandlerFor(kwhhttp.HandlerConfig{Webhook: wh, Logger: kwhLogger{l: logger}})
-	if err != nil {
-		return nil, fmt.Errorf("kubewebhook handler: %w", err)
-	}
-	return &guard{next: inner, metrics: d.metrics, log: logger}, nil
+	return &handler{webhook: wh, metrics: d.metrics, log: logger}, nil
 }
 
-// guard is the outer layer of /mutate.
-type guard struct {
-	next    http.Handler
+type handler struct {
+	webhook kwhwebhook.Webhook
 	metrics *Metrics
 	log     *slog.Logger
 }
 
-func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	holder := &auditHolder{}
+// bodies recycles request buffers: a review is decoded into fresh values
+// (strings and the raw objects are copied out), so its body is not needed
+// once the review is decoded.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody keeps the rare huge body from being held by the pool.
+const maxPooledBody = 1 << 20
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if p := recover(); p != nil {
-			if !holder.reviewing {
-				// kubewebhook panics building its model from a review
-				// without a request: that is a malformed body.
-				g.metrics.badRequest("400")
-				http.Error(w, fmt.Sprintf("malformed AdmissionReview: %v", p), http.StatusBadRequest)
-				return
-			}
-			g.metrics.panicked()
-			g.log.Error("panic serving a review", "panic", fmt.Sprint(p))
+			h.metrics.panicked()
+			h.log.Error("panic serving a review", "panic", fmt.Sprint(p))
 			http.Error(w, "internal error: the review panicked; see the webhook's log", http.StatusInternalServerError)
 		}
 	}()
 	if r.Method != http.MethodPost {
-		g.metrics.badRequest("405")
+		h.metrics.badRequest("405")
 		http.Error(w, "POST an AdmissionReview", http.StatusMethodNotAllowed)
 		return
 	}
 	if r.ContentLength > MaxBodyBytes {
-		g.refuseTooLarge(w)
+		h.refuseTooLarge(w)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
-	if err != nil {
-		g.metrics.badRequest("400")
-		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if len(body) > MaxBodyBytes {
-		g.refuseTooLarge(w)
-		return
-	}
-	r = r.WithContext(context.WithValue(r.Context(), auditKey{}, holder))
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	rec := &recorder{header: http.Header{}, code: http.StatusOK}
-	g.next.ServeHTTP(rec, r)
-	out := rec.body.Bytes()
-	if rec.code == http.StatusBadRequest {
-		g.metrics.badRequest("400")
-	}
-	if rec.code == http.StatusOK && len(holder.annotations) > 0 {
-		if b, err := withAuditAnnotations(out, holder.annotations); err == nil {
-			out = b
-		} else {
-			g.log.Warn("could not add audit annotations", "error", err)
+	buf := bodies.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			bodies.Put(buf)
 		}
+	}()
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
-	for k, v := range rec.header {
-		w.Header()[k] = v
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1)); err != nil {
+		h.badRequest(w, "reading the body: "+err.Error())
+		return
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	w.WriteHeader(rec.code)
-	_, _ = w.Write(out)
+	if buf.Len() > MaxBodyBytes {
+		h.refuseTooLarge(w)
+		return
+	}
+	ar, err := decodeReview(buf.Bytes())
+	if err != nil {
+		h.badRequest(w, err.Error())
+		return
+	}
+	x := &exchange{req: ar.req}
+	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	model := kwhmodel.NewAdmissionReviewV1(ar.original)
+	if ar.APIVersion == admissionv1beta1.SchemeGroupVersion.String() {
+		model.Version = kwhmodel.AdmissionReviewVersionV1beta1
+	}
+	out, err := h.webhook.Review(ctx, model)
+	resp := &admissionv1.AdmissionResponse{UID: types.UID(ar.req.UID)}
+	code := http.StatusOK
+	switch o := out.(type) {
+	case nil:
+		// Our webhook answers every review; an error here comes from a
+		// wrapper, and is a server fault, as kubewebhook answers it.
+		h.log.Error("review failed", "uid", ar.req.UID, "error", err)
+		code = http.StatusInternalServerError
+		resp.Result = &metav1.Status{Status: metav1.StatusFailure, Message: fmt.Sprintf("review failed: %v", err)}
+	case *kwhmodel.MutatingAdmissionResponse:
+		resp.Allowed, resp.Warnings = true, o.Warnings
+		if len(o.JSONPatchPatch) > 0 {
+			pt := admissionv1.PatchTypeJSONPatch
+			resp.Patch, resp.PatchType = o.JSONPatchPatch, &pt
+		}
+		resp.AuditAnnotations = x.annotations
+	case *kwhmodel.ValidatingAdmissionResponse:
+		resp.Allowed, resp.Warnings = o.Allowed, o.Warnings
+		if !o.Allowed {
+			resp.Result = &metav1.Status{Status: metav1.StatusFailure, Message: o.Message, Code: http.StatusBadRequest}
+		}
+		resp.AuditAnnotations = x.annotations
+	default:
+		panic(fmt.Sprintf("unknown admission response type %T", out))
+	}
+	body := encodeResponse(ar.TypeMeta, resp)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
 }
 
-func (g *guard) refuseTooLarge(w http.ResponseWriter) {
-	g.metrics.badRequest("413")
+func (h *handler) badRequest(w http.ResponseWriter, msg string) {
+	h.metrics.badRequest("400")
+	h.log.Warn("bad request", "error", msg)
+	http.Error(w, msg, http.StatusBadRequest)
+}
+
+func (h *handler) refuseTooLarge(w http.ResponseWriter) {
+	h.metrics.badRequest("413")
 	http.Error(w, fmt.Sprintf("AdmissionReview larger than %d bytes", MaxBodyBytes), http.StatusRequestEntityTooLarge)
-}
-
-// withAuditAnnotations adds audit annotations to an encoded response.
-// kubewebhook's encoder writes the response object last, so the common
-// case splices the field in before the closing braces instead of decoding
-// and re-encoding the whole review (which cost more than the review itself
-// on large pods); anything else takes the slow, general path.
-func withAuditAnnotations(resp []byte, ann map[string]string) ([]byte, error) {
-	b, err := json.Marshal(ann)
-	if err != nil {
-		return nil, err
-	}
-	trimmed := bytes.TrimRight(resp, " \n")
-	if bytes.HasSuffix(trimmed, []byte("}}")) && bytes.Contains(trimmed, []byte(`"response":{"`)) &&
-		!bytes.Contains(trimmed, []byte(`"auditAnnotations"`)) {
-		out := make([]byte, 0, len(trimmed)+len(b)+24)
-		out = append(out, trimmed[:len(trimmed)-2]...)
-		out = append(out, `,"auditAnnotations":`...)
-		out = append(out, b...)
-		return append(out, "}}"...), nil
-	}
-	var ar map[string]json.RawMessage
-	if err := json.Unmarshal(resp, &ar); err != nil {
-		return nil, err
-	}
-	var r map[string]json.RawMessage
-	if err := json.Unmarshal(ar["response"], &r); err != nil {
-		return nil, err
-	}
-	r["auditAnnotations"] = b
-	if ar["response"], err = json.Marshal(r); err != nil {
-		return nil, err
-	}
-	return json.Marshal(ar)
-}
-
-// recorder buffers kubewebhook's response so the guard can complete it.
-type recorder struct {
-	header http.Header
-	code   int
-	body   bytes.Buffer
-	wrote  bool
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-func (r *recorder) WriteHeader(code int) {
-	if !r.wrote {
-		r.code, r.wrote = code, true
-	}
-}
-func (r *recorder) Write(b []byte) (int, error) {
-	r.wrote = true
-	return r.body.Write(b)
-}
-
-// kwhLogger sends kubewebhook's log lines to slog. Values are kept as
-// given and turned into slog attributes only when a line is logged, since
-// kubewebhook attaches a dozen values to every request.
-type kwhLogger struct {
-	l  *slog.Logger
-	kv []kwhlog.Kv
-}
-
-func (k kwhLogger) log(level slog.Level, f string, a []any) {
-	if !k.l.Enabled(context.Background(), level) {
-		return
-	}
-	var args []any
-	for _, kv := range k.kv {
-		for key, v := range kv {
-			args = append(args, key, v)
-		}
-	}
-	k.l.Log(context.Background(), level, fmt.Sprintf(f, a...), args...)
-}
-
-// kubewebhook logs every handled review at info: that is our debug.
-func (k kwhLogger) Infof(f string, a ...any)    { k.log(slog.LevelDebug, f, a) }
-func (k kwhLogger) Warningf(f string, a ...any) { k.log(slog.LevelWarn, f, a) }
-func (k kwhLogger) Errorf(f string, a ...any)   { k.log(slog.LevelError, f, a) }
-func (k kwhLogger) Debugf(f string, a ...any)   { k.log(slog.LevelDebug, f, a) }
-func (k kwhLogger) WithValues(kv kwhlog.Kv) kwhlog.Logger {
-	return kwhLogger{l: k.l, kv: append(k.kv[:len(k.kv):len(k.kv)], kv)}
-}
-func (k kwhLogger) WithCtxValues(ctx context.Context) kwhlog.Logger {
-	return k.WithValues(kwhlog.ValuesFromCtx(ctx))
-}
-func (k kwhLogger) SetValuesOnCtx(parent context.Context, values kwhlog.Kv) context.Context {
-	return kwhlog.CtxWithValues(parent, values)
 }

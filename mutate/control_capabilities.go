@@ -58,7 +58,7 @@ func capabilities(h *hctx, t *target) {
 			continue
 		}
 		t.caps().append("drop", dropExists, want)
-		h.changed(profiles.Capabilities, t, "capabilities.drop="+want)
+		h.changed(profiles.Capabilities, t, dropChange(want))
 	}
 }
 
@@ -86,4 +86,13 @@ func addsSysAdmin(t *target) bool {
 		}
 	}
 	return false
+}
+
+// dropChange names the change; "ALL", nearly always the one dropped, is
+// not built again for every container.
+func dropChange(c string) string {
+	if c == "ALL" {
+		return "capabilities.drop=ALL"
+	}
+	return "capabilities.drop=" + c
 }

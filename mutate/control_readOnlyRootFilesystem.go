@@ -52,7 +52,10 @@ func readOnlyRootFilesystem(h *hctx, t *target) {
 	}
 	paths := h.podPaths
 	if h.in.EphemeralOnly == nil {
-		if extra := parsePaths(h.pod, AnnotationWritablePathPrefix+t.name(), &h.problems); len(extra) > 0 {
+		if !h.containerPathAnnotations {
+			// No pod annotation names a container's writable paths: skip
+			// building the key for each container.
+		} else if extra := parsePaths(h.pod, AnnotationWritablePathPrefix+t.name(), &h.problems); len(extra) > 0 {
 			paths = append(paths[:len(paths):len(paths)], extra...)
 		}
 	} else {
@@ -63,14 +66,14 @@ func readOnlyRootFilesystem(h *hctx, t *target) {
 		if mounted(t.c.VolumeMounts, p) || slices.Contains(paths[:i], p) {
 			continue
 		}
-		name := h.volumeName(p)
+		name, change := h.volumeName(p)
 		if !h.ensureVolume(name) {
 			h.problems = append(h.problems, fmt.Sprintf("%s: writable path %s not mounted: volumes cannot be added to a running pod", t.where(), p))
 			continue
 		}
 		t.obj.append("volumeMounts", mountsExist, volumeMount{Name: name, MountPath: p})
 		t.c.VolumeMounts = append(t.c.VolumeMounts, volumeMountView{Name: name, MountPath: p})
-		h.changed(profiles.ReadOnlyRootFilesystem, t, "writable emptyDir "+p)
+		h.changed(profiles.ReadOnlyRootFilesystem, t, change)
 	}
 }
 
@@ -143,17 +146,17 @@ func mounted(ms []volumeMountView, p string) bool {
 	return false
 }
 
-// volumeName is volumeName(p), computed once per path and pod: every
-// container mounts the same few paths.
-func (h *hctx) volumeName(p string) string {
+// volumeName is volumeName(p) and the change it makes, computed once per
+// path and pod: every container mounts the same few paths.
+func (h *hctx) volumeName(p string) (name, change string) {
 	for _, n := range h.volumeNames {
 		if n[0] == p {
-			return n[1]
+			return n[1], n[2]
 		}
 	}
-	n := volumeName(p)
-	h.volumeNames = append(h.volumeNames, [2]string{p, n})
-	return n
+	n := [3]string{p, volumeName(p), "writable emptyDir " + p}
+	h.volumeNames = append(h.volumeNames, n)
+	return n[1], n[2]
 }
 
 // volumeName derives a DNS-1123 label from a path: readable, and with a

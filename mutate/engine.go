@@ -86,9 +86,12 @@ type hctx struct {
 	hostProcess bool
 	// podPaths are writable paths from the profile and the pod annotation.
 	podPaths []string
-	// volumeNames caches volumeName by path: {path, name}.
-	volumeNames [][2]string
-	problems    []string
+	// volumeNames caches volumeName by path: {path, name, change}.
+	volumeNames [][3]string
+	// containerPathAnnotations: some annotation starts with
+	// AnnotationWritablePathPrefix.
+	containerPathAnnotations bool
+	problems                 []string
 }
 
 // Harden runs the profile's controls over the raw pod.
@@ -104,18 +107,20 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 	if in.Profile == nil {
 		return nil, fmt.Errorf("no profile given")
 	}
-	b := &ops{list: make([]Operation, 0, 8+4*len(pod.Spec.Containers)+4*len(pod.Spec.InitContainers))}
+	n := len(pod.Spec.Containers) + len(pod.Spec.InitContainers) + len(pod.Spec.EphemeralContainers)
+	// Sized for the usual case, so neither list is grown: a container
+	// gets a securityContext and a volume mount, and about four changes.
+	b := &ops{list: make([]Operation, 0, 8+2*n)}
 	root := newObj(b, in.Prefix, true, nil, "")
 	h := &hctx{
-		in:   in,
-		pod:  pod,
-		prof: in.Profile,
-		b:    b,
-		meta: root.child("metadata", pod.Metadata != nil),
-		spec: root.child("spec", true),
-		ex:   parseExemptions(pod),
-		// About six changes per container: sized once instead of grown.
-		res:         &Result{Profile: in.Profile.Name, Changes: make([]Change, 0, 4+6*(len(pod.Spec.Containers)+len(pod.Spec.InitContainers)+len(pod.Spec.EphemeralContainers)))},
+		in:          in,
+		pod:         pod,
+		prof:        in.Profile,
+		b:           b,
+		meta:        root.child("metadata", pod.Metadata != nil),
+		spec:        root.child("spec", true),
+		ex:          parseExemptions(pod),
+		res:         &Result{Profile: in.Profile.Name, Changes: make([]Change, 0, 4+4*n)},
 		hostProcess: pod.hostProcess(),
 	}
 	// A HostProcess pod is Windows even without spec.os.
@@ -145,6 +150,12 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 	if in.EphemeralOnly == nil {
 		h.podPaths = append(append([]string(nil), in.Profile.WritablePaths...), parsePaths(pod, AnnotationWritablePaths, &h.problems)...)
 		h.checkContainerAnnotations()
+		for k := range pod.Metadata.annotationsOrNil() {
+			if strings.HasPrefix(k, AnnotationWritablePathPrefix) {
+				h.containerPathAnnotations = true
+				break
+			}
+		}
 	}
 	for _, c := range ordered() {
 		if !h.prof.Enabled(c.name) || (c.linuxOnly && h.windows) {
@@ -330,6 +341,11 @@ func summarize(profile string, changes []Change) []string {
 	out := make([]string, 0, len(groups))
 	for _, g := range groups {
 		var b strings.Builder
+		n := 40 + len(profile) + len(g.field)
+		for _, w := range g.where[:min(len(g.where), maxNamed)] {
+			n += len(w) + 2
+		}
+		b.Grow(n)
 		b.WriteString("hardened (profile ")
 		b.WriteString(profile)
 		b.WriteString("): set ")

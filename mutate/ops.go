@@ -29,7 +29,7 @@ func Patch(ops []Operation) ([]byte, error) {
 	if len(ops) == 0 {
 		return []byte("[]"), nil
 	}
-	b := make([]byte, 0, 256*len(ops))
+	b := make([]byte, 0, 160*len(ops)) // a typical operation is 60-150 bytes
 	b = append(b, '[')
 	for i, o := range ops {
 		if i > 0 {
@@ -199,7 +199,12 @@ func (o *obj) at() string {
 		k := o.key
 		switch {
 		case o.rawKey && k == "":
-			k = o.idxKind + "/" + itoa(o.index)
+			// One allocation for parent/kind/index.
+			p := o.parent.at()
+			b := make([]byte, 0, len(p)+len(o.idxKind)+8)
+			b = append(append(append(append(b, p...), '/'), o.idxKind...), '/')
+			o.path, o.pathOK = string(strconv.AppendInt(b, int64(o.index), 10)), true
+			return o.path
 		case !o.rawKey:
 			k = escape(k)
 		}
@@ -210,7 +215,12 @@ func (o *obj) at() string {
 
 // child returns the object at key below o.
 func (o *obj) child(key string, exists bool) *obj {
-	return &obj{b: o.b, exists: exists && o.exists, parent: o, key: key}
+	c := o.childValue(key, exists)
+	return &c
+}
+
+func (o *obj) childValue(key string, exists bool) obj {
+	return obj{b: o.b, exists: exists && o.exists, parent: o, key: key}
 }
 
 // set adds key: v (the key must be absent or null in the input).
@@ -261,8 +271,8 @@ func (o *obj) append(key string, exists bool, v any) {
 type object struct {
 	keys []string
 	vals []any
-	kbuf [6]string
-	vbuf [6]any
+	kbuf [4]string
+	vbuf [4]any
 }
 
 func (o *object) MarshalJSON() ([]byte, error) { return appendValue(nil, o) }

@@ -23,12 +23,16 @@ type target struct {
 	scObj      *obj
 	capsObj    *obj
 	whereS     string
+	// The container's objects live in the target, which targets allocates
+	// with all the others at once.
+	objV, scV, capsV obj
 }
 
 // sc is the container's securityContext object.
 func (t *target) sc() *obj {
 	if t.scObj == nil {
-		t.scObj = t.obj.child("securityContext", t.scExists)
+		t.scV = t.obj.childValue("securityContext", t.scExists)
+		t.scObj = &t.scV
 	}
 	return t.scObj
 }
@@ -36,7 +40,8 @@ func (t *target) sc() *obj {
 // caps is the container's securityContext.capabilities object.
 func (t *target) caps() *obj {
 	if t.capsObj == nil {
-		t.capsObj = t.sc().child("capabilities", t.capsExists)
+		t.capsV = t.sc().childValue("capabilities", t.capsExists)
+		t.capsObj = &t.capsV
 	}
 	return t.capsObj
 }
@@ -86,9 +91,10 @@ func targets(spec *specView, specObj *obj, ephemeralOnly map[string]bool) []*tar
 			}
 			t := &all[len(out)]
 			*t = target{c: c, kind: l.kind, index: i,
-				obj:        &obj{b: specObj.b, exists: true, parent: specObj, rawKey: true, idxKind: l.kind, index: i},
+				objV:       obj{b: specObj.b, exists: true, parent: specObj, rawKey: true, idxKind: l.kind, index: i},
 				scExists:   c.SecurityContext != nil,
 				capsExists: c.SecurityContext != nil && c.SecurityContext.Capabilities != nil}
+			t.obj = &t.objV
 			out = append(out, t)
 		}
 	}

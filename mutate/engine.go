@@ -6,6 +6,7 @@ package mutate
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -318,50 +319,49 @@ func summarize(profile string, changes []Change) []string {
 	if len(changes) == 0 {
 		return nil
 	}
-	// Few distinct fields: a linear scan beats a map here.
-	type group struct {
-		field string
-		where []string
-	}
-	groups := make([]group, 0, 8)
+	// Few distinct fields: a linear scan beats a map, and walking the
+	// changes once per field beats building a list of names per field.
+	fields := make([]string, 0, 8)
 	for _, c := range changes {
-		found := false
-		for i := range groups {
-			if groups[i].field == c.Field {
-				groups[i].where = append(groups[i].where, c.Where)
-				found = true
-				break
-			}
-		}
-		if !found {
-			groups = append(groups, group{c.Field, []string{c.Where}})
+		if !slices.Contains(fields, c.Field) {
+			fields = append(fields, c.Field)
 		}
 	}
 	const maxNamed = 10
-	out := make([]string, 0, len(groups))
-	for _, g := range groups {
-		var b strings.Builder
-		n := 40 + len(profile) + len(g.field)
-		for _, w := range g.where[:min(len(g.where), maxNamed)] {
-			n += len(w) + 2
+	out := make([]string, 0, len(fields))
+	for _, f := range fields {
+		n, size := 0, 48+len(profile)+len(f)
+		for _, c := range changes {
+			if c.Field == f {
+				if n < maxNamed {
+					size += len(c.Where) + 2
+				}
+				n++
+			}
 		}
-		b.Grow(n)
+		var b strings.Builder
+		b.Grow(size)
 		b.WriteString("hardened (profile ")
 		b.WriteString(profile)
 		b.WriteString("): set ")
-		b.WriteString(g.field)
+		b.WriteString(f)
 		b.WriteString(" on ")
-		for i, w := range g.where {
+		i := 0
+		for _, c := range changes {
+			if c.Field != f {
+				continue
+			}
 			if i == maxNamed {
 				b.WriteString(" and ")
-				b.WriteString(itoa(len(g.where) - maxNamed))
+				b.WriteString(itoa(n - maxNamed))
 				b.WriteString(" more")
 				break
 			}
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(w)
+			b.WriteString(c.Where)
+			i++
 		}
 		out = append(out, b.String())
 	}

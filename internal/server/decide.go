@@ -138,6 +138,7 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 		res.Warnings = append([]string{lookupWarning}, res.Warnings...)
 		dec.AuditAnnotations["namespace-lookup"] = "failed"
 	}
+	dec.Warnings = make([]string, 0, len(res.Warnings))
 	for _, w := range res.Warnings {
 		dec.Warnings = append(dec.Warnings, warningPrefix+w)
 	}

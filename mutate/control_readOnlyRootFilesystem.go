@@ -80,7 +80,6 @@ func readOnlyRootFilesystem(h *hctx, t *target) {
 // ensureVolume adds the emptyDir volume unless the pod has it; it reports
 // whether the volume is (now) there.
 func (h *hctx) ensureVolume(name string) bool {
-	existed := h.pod.Spec.Volumes != nil
 	for _, v := range h.pod.Spec.Volumes {
 		if v.Name == name {
 			return true
@@ -89,7 +88,9 @@ func (h *hctx) ensureVolume(name string) bool {
 	if h.in.EphemeralOnly != nil {
 		return false
 	}
-	h.spec.append("volumes", existed, volume{Name: name, EmptyDir: h.prof.EmptyDir})
+	// Whether the input had the list, not whether an earlier call made
+	// it: every new volume goes into the one new list.
+	h.spec.append("volumes", h.volumesInInput, volume{Name: name, EmptyDir: h.prof.EmptyDir})
 	h.pod.Spec.Volumes = append(h.pod.Spec.Volumes, volumeView{Name: name})
 	return true
 }

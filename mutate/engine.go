@@ -87,6 +87,8 @@ type hctx struct {
 	hostProcess bool
 	// podPaths are writable paths from the profile and the pod annotation.
 	podPaths []string
+	// volumesInInput: spec.volumes is present and not null in the input.
+	volumesInInput bool
 	// volumeNames caches volumeName by path: {path, name, change}.
 	volumeNames [][3]string
 	// containerPathAnnotations: some annotation starts with
@@ -123,6 +125,8 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 		ex:          parseExemptions(pod),
 		res:         &Result{Profile: in.Profile.Name, Changes: make([]Change, 0, 4+4*n)},
 		hostProcess: pod.hostProcess(),
+
+		volumesInInput: pod.Spec.Volumes != nil,
 	}
 	// A HostProcess pod is Windows even without spec.os.
 	h.windows = pod.windows() || h.hostProcess

@@ -16,6 +16,9 @@ type Operation struct {
 	Value any    `json:"value,omitempty"`
 }
 
+// ValueJSON is the operation's value as JSON.
+func (o Operation) ValueJSON() ([]byte, error) { return appendValue(nil, o.Value) }
+
 // MarshalJSON writes `value` for add/replace even when it is false or 0,
 // which omitempty would drop.
 func (o Operation) MarshalJSON() ([]byte, error) {

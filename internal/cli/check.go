@@ -43,7 +43,11 @@ fails restricted afterwards. Exit 1 on invalid input, else 0.`,
 				}
 				for _, r := range h.results {
 					before, _, err1 := judge(r.w.Pod)
-					pod, err2 := manifest.Extract(h.out, r.w.Pointer)
+					out, err2 := h.json()
+					var pod []byte
+					if err2 == nil {
+						pod, err2 = manifest.Extract(out, r.w.Pointer)
+					}
 					after, fails, err3 := judge(pod)
 					if err := firstErr(err1, err2, err3); err != nil {
 						fmt.Fprintf(tw, "%s\t%s\t-\t-\tcannot judge: %v\n", r.w.Header.ID(), r.res.Profile, err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"k8s.io/pod-security-admission/api"
+	"sigs.k8s.io/yaml"
 
 	"github.com/pod-hardener/pod-hardener/internal/jsondiff"
 	"github.com/pod-hardener/pod-hardener/internal/manifest"
@@ -55,7 +56,8 @@ func TestCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var workloads, passBefore, passAfter, explicit, passEnforce, enforceOnlyForeign int
+	var workloads, passBefore, passAfter, explicit, passEnforce, enforceOnlyForeign, spliced, changedDocs int
+	rd := manifest.NewRenderer()
 	for _, f := range files {
 		name := filepath.Base(f)
 		src, err := os.ReadFile(f)
@@ -74,9 +76,15 @@ func TestCorpus(t *testing.T) {
 			continue
 		}
 		for i, h := range docs {
-			if h.err != nil {
-				t.Errorf("%s %s: %v", name, h.name(), h.err)
+			if _, err := h.json(); err != nil {
+				t.Errorf("%s %s: %v", name, h.name(), err)
 				continue
+			}
+			if len(h.ops) > 0 {
+				changedDocs++
+				if checkYAMLOutput(t, name+" "+h.name(), rd, h) {
+					spliced++
+				}
 			}
 			if d := lostFields(t, h.doc.JSON, h.out); len(d) > 0 {
 				t.Errorf("%s %s: hardening lost or changed %v", name, h.name(), d)
@@ -115,6 +123,10 @@ func TestCorpus(t *testing.T) {
 				}
 				// Enforce: only checks no control owns may still fail.
 				eh := edocs[i]
+				if _, err := eh.json(); err != nil {
+					t.Errorf("%s %s (enforce): %v", name, eh.name(), err)
+					continue
+				}
 				if eh.err != nil {
 					t.Errorf("%s %s (enforce): %v", name, eh.name(), eh.err)
 					continue
@@ -139,8 +151,8 @@ func TestCorpus(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("corpus: %d files, %d workloads; restricted before: %d, after (warn): %d; with explicit unsafe values: %d; after (enforce): %d, the other %d fail only checks no control owns (hostPath, hostPorts, volume types...)",
-		len(files), workloads, passBefore, passAfter, explicit, passEnforce, enforceOnlyForeign)
+	t.Logf("corpus: %d files, %d workloads; restricted before: %d, after (warn): %d; with explicit unsafe values: %d; after (enforce): %d, the other %d fail only checks no control owns (hostPath, hostPorts, volume types...); YAML output spliced into the source for %d of %d changed documents",
+		len(files), workloads, passBefore, passAfter, explicit, passEnforce, enforceOnlyForeign, spliced, changedDocs)
 	if workloads < 150 {
 		t.Errorf("only %d workloads found in the corpus", workloads)
 	}
@@ -264,4 +276,45 @@ func keys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// checkYAMLOutput: the YAML harden writes reads (as kubectl reads it) as
+// exactly the patched JSON, and, when it was spliced into the source,
+// keeps every comment line of the source. It reports whether it was
+// spliced (the source's lines all still there, in order).
+func checkYAMLOutput(t *testing.T, name string, rd *manifest.Renderer, h *hardened) bool {
+	t.Helper()
+	spliced := rd.Spliced
+	y, err := h.yaml(rd)
+	if err != nil {
+		t.Errorf("%s: rendering YAML: %v", name, err)
+		return false
+	}
+	got, err := yaml.YAMLToJSON(y)
+	if err != nil {
+		t.Errorf("%s: output is not YAML: %v\n%s", name, err, y)
+		return false
+	}
+	if !jsonEqual(got, h.out) {
+		t.Errorf("%s: the YAML written reads differently from the patched document:\n%s\n--- want\n%s", name, y, h.out)
+		return false
+	}
+	if rd.Spliced == spliced {
+		return false
+	}
+	// Spliced: every comment line of the source is still there.
+	for _, l := range strings.Split(string(h.doc.Source), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "#") && !strings.Contains(string(y), l) {
+			t.Errorf("%s: spliced output lost the comment %q", name, l)
+		}
+	}
+	return true
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }

@@ -3,9 +3,11 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -39,9 +41,38 @@ func (o *hardenOptions) bind(cmd *cobra.Command) {
 // hardened is one document after hardening.
 type hardened struct {
 	doc     manifest.Document
-	out     []byte // the hardened document (JSON); nil when unreadable
+	ops     []mutate.Operation // the engine's patch of the whole document
 	results []workloadResult
 	err     error
+	out     []byte // the hardened document as JSON, once out() computed it
+}
+
+// json is the hardened document as JSON, computed when first asked for:
+// YAML output is spliced from the patch and rarely needs it.
+func (h *hardened) json() ([]byte, error) {
+	if h.out != nil || h.err != nil {
+		return h.out, h.err
+	}
+	if len(h.ops) == 0 {
+		h.out = h.doc.JSON
+		return h.out, nil
+	}
+	pb, err := mutate.Patch(h.ops)
+	if err != nil {
+		h.err = fmt.Errorf("encoding patch: %w", err)
+		return nil, h.err
+	}
+	p, err := jsonpatch.DecodePatch(pb)
+	if err == nil {
+		h.out, err = p.Apply(h.doc.JSON)
+	}
+	if err != nil {
+		// The engine's operations always apply to the document they were
+		// computed from; failing here is a bug worth a loud message.
+		h.err = fmt.Errorf("applying the engine's patch (please report this): %w", err)
+		h.out = nil
+	}
+	return h.out, h.err
 }
 
 type workloadResult struct {
@@ -50,35 +81,51 @@ type workloadResult struct {
 	ops []mutate.Operation
 }
 
-// run hardens every document of the input.
-func (o *hardenOptions) run(cfg *profiles.Config, in io.Reader) ([]hardened, error) {
+// run hardens every document of the input and returns them all.
+func (o *hardenOptions) run(cfg *profiles.Config, in io.Reader) ([]*hardened, error) {
+	var out []*hardened
+	err := o.each(cfg, in, func(h *hardened) error {
+		out = append(out, h)
+		return nil
+	})
+	return out, err
+}
+
+// each hardens the documents of the input one at a time, in order, and
+// hands each to fn: a large input is never held whole in memory.
+func (o *hardenOptions) each(cfg *profiles.Config, in io.Reader, fn func(*hardened) error) error {
+	tuneGCOffline()
 	r := in
 	if o.file != "-" {
 		f, err := os.Open(o.file)
 		if err != nil {
-			return nil, &exitError{ExitInvalid, fmt.Errorf("opening manifest: %w", err)}
+			return &exitError{ExitInvalid, fmt.Errorf("opening manifest: %w", err)}
 		}
 		defer f.Close()
 		r = f
 	}
-	docs, err := manifest.Read(r)
-	if err != nil {
-		return nil, &exitError{ExitInvalid, err}
-	}
 	if o.profile != "" {
 		if _, ok := cfg.Profile(o.profile); !ok {
-			return nil, &exitError{ExitInvalid, fmt.Errorf("unknown profile %q (known: %s)", o.profile, strings.Join(cfg.ProfileNames(), ", "))}
+			return &exitError{ExitInvalid, fmt.Errorf("unknown profile %q (known: %s)", o.profile, strings.Join(cfg.ProfileNames(), ", "))}
 		}
 	}
-	out := make([]hardened, 0, len(docs))
-	for _, d := range docs {
-		out = append(out, o.hardenDoc(cfg, d))
+	docs := manifest.NewReader(r)
+	for {
+		d, err := docs.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return &exitError{ExitInvalid, err}
+		}
+		if err := fn(o.hardenDoc(cfg, *d)); err != nil {
+			return err
+		}
 	}
-	return out, nil
 }
 
-func (o *hardenOptions) hardenDoc(cfg *profiles.Config, d manifest.Document) hardened {
-	h := hardened{doc: d, err: d.Err}
+func (o *hardenOptions) hardenDoc(cfg *profiles.Config, d manifest.Document) *hardened {
+	h := &hardened{doc: d, err: d.Err}
 	if d.Err != nil {
 		return h
 	}
@@ -108,25 +155,30 @@ func (o *hardenOptions) hardenDoc(cfg *profiles.Config, d manifest.Document) har
 		h.results = append(h.results, workloadResult{w: w, res: res, ops: res.Operations})
 		all = append(all, res.Operations...)
 	}
-	h.out = d.JSON
-	if len(all) > 0 {
-		pb, err := mutate.Patch(all)
-		if err != nil {
-			h.err = fmt.Errorf("encoding patch: %w", err)
-			return h
-		}
-		p, err := jsonpatch.DecodePatch(pb)
-		if err == nil {
-			h.out, err = p.Apply(d.JSON)
-		}
-		if err != nil {
-			// The engine's operations always apply to the document they were
-			// computed from; failing here is a bug worth a loud message.
-			h.err = fmt.Errorf("applying the engine's patch (please report this): %w", err)
-			h.out = nil
-		}
-	}
+	h.ops = all
 	return h
+}
+
+// patchOps are the document's operations for the YAML renderer.
+func (h *hardened) patchOps() ([]manifest.Op, error) {
+	out := make([]manifest.Op, len(h.ops))
+	for i, o := range h.ops {
+		v, err := o.ValueJSON()
+		if err != nil {
+			return nil, fmt.Errorf("encoding patch: %w", err)
+		}
+		out[i] = manifest.Op{Op: o.Op, Path: o.Path, Value: v}
+	}
+	return out, nil
+}
+
+// yaml is the hardened document as YAML.
+func (h *hardened) yaml(rd *manifest.Renderer) ([]byte, error) {
+	ops, err := h.patchOps()
+	if err != nil {
+		return nil, err
+	}
+	return rd.Patched(&h.doc, ops, h.json)
 }
 
 func withLabel(m map[string]string, k, v string) map[string]string {
@@ -169,11 +221,9 @@ still written); 2 a conflict was denied by the profile (onConflict: deny).`,
 			if err != nil {
 				return err
 			}
-			docs, err := o.run(cfg, cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			return writeHardened(cmd.OutOrStdout(), cmd.ErrOrStderr(), docs, output)
+			w := &hardenWriter{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), output: output, rd: manifest.NewRenderer()}
+			err = o.each(cfg, cmd.InOrStdin(), w.write)
+			return w.finish(err)
 		},
 	}
 	o.bind(cmd)
@@ -181,69 +231,94 @@ still written); 2 a conflict was denied by the profile (onConflict: deny).`,
 	return cmd
 }
 
-func writeHardened(stdout, stderr io.Writer, docs []hardened, output string) error {
-	var invalid, denied []string
-	first := true
-	for _, h := range docs {
+// hardenWriter writes hardened documents as they come, and the errors
+// and denials at the end.
+type hardenWriter struct {
+	stdout, stderr  io.Writer
+	output          string
+	rd              *manifest.Renderer
+	invalid, denied []string
+	wrote           bool
+}
+
+func (w *hardenWriter) write(h *hardened) error {
+	for _, r := range h.results {
+		for _, warning := range r.res.Warnings {
+			fmt.Fprintf(w.stderr, "warning: %s: %s\n", r.w.Header.ID(), warning)
+		}
+		if r.res.Denied {
+			w.denied = append(w.denied, r.w.Header.ID()+": "+r.res.Message)
+		}
+	}
+	if h.err != nil {
+		w.invalid = append(w.invalid, fmt.Sprintf("%s: %v", h.name(), h.err))
+		return nil
+	}
+	switch w.output {
+	case "yaml":
+		y, err := h.yaml(w.rd)
+		if err != nil {
+			w.invalid = append(w.invalid, fmt.Sprintf("%s: %v", h.name(), err))
+			return nil
+		}
+		if w.wrote {
+			fmt.Fprintln(w.stdout, "---")
+		}
+		w.wrote = true
+		_, _ = w.stdout.Write(y)
+	case "patch":
 		for _, r := range h.results {
-			for _, w := range r.res.Warnings {
-				fmt.Fprintf(stderr, "warning: %s: %s\n", r.w.Header.ID(), w)
-			}
-			if r.res.Denied {
-				denied = append(denied, r.w.Header.ID()+": "+r.res.Message)
-			}
-		}
-		if h.err != nil {
-			invalid = append(invalid, fmt.Sprintf("%s: %v", h.name(), h.err))
-			continue
-		}
-		switch output {
-		case "yaml":
-			y, err := manifest.ToYAML(h.out, h.doc.Source)
+			pb, err := mutate.Patch(r.ops)
 			if err != nil {
-				invalid = append(invalid, fmt.Sprintf("%s: %v", h.name(), err))
-				continue
+				return err
 			}
-			if !first {
-				fmt.Fprintln(stdout, "---")
-			}
-			first = false
-			stdout.Write(y)
-		case "patch":
-			for _, r := range h.results {
-				pb, err := mutate.Patch(r.ops)
-				if err != nil {
-					return err
-				}
-				var buf bytes.Buffer
-				_ = json.Indent(&buf, pb, "", "  ")
-				fmt.Fprintf(stdout, "# %s (%s)\n%s\n", r.w.Header.ID(), h.name(), buf.Bytes())
-			}
-		case "diff":
-			before, err1 := manifest.ToYAML(h.doc.JSON, h.doc.Source)
-			after, err2 := manifest.ToYAML(h.out, h.doc.Source)
-			if err1 != nil || err2 != nil {
-				invalid = append(invalid, fmt.Sprintf("%s: rendering YAML failed", h.name()))
-				continue
-			}
-			id := h.name()
-			if len(h.results) > 0 {
-				id = h.results[0].w.Header.ID()
-			}
-			fmt.Fprint(stdout, manifest.Diff(id+" (before)", id+" (hardened)", string(before), string(after)))
+			var buf bytes.Buffer
+			_ = json.Indent(&buf, pb, "", "  ")
+			fmt.Fprintf(w.stdout, "# %s (%s)\n%s\n", r.w.Header.ID(), h.name(), buf.Bytes())
 		}
-	}
-	for _, m := range invalid {
-		fmt.Fprintln(stderr, "error:", m)
-	}
-	for _, m := range denied {
-		fmt.Fprintln(stderr, "denied:", m)
-	}
-	switch {
-	case len(invalid) > 0:
-		return &exitError{ExitInvalid, fmt.Errorf("%d document(s) could not be hardened", len(invalid))}
-	case len(denied) > 0:
-		return &exitError{ExitDenied, fmt.Errorf("%d workload(s) denied by their profile", len(denied))}
+	case "diff":
+		before, err1 := w.rd.Original(&h.doc)
+		after, err2 := h.yaml(w.rd)
+		if err := errors.Join(err1, err2); err != nil {
+			w.invalid = append(w.invalid, fmt.Sprintf("%s: rendering YAML: %v", h.name(), err))
+			return nil
+		}
+		id := h.name()
+		if len(h.results) > 0 {
+			id = h.results[0].w.Header.ID()
+		}
+		fmt.Fprint(w.stdout, manifest.Diff(id+" (before)", id+" (hardened)", string(before), string(after)))
 	}
 	return nil
+}
+
+// finish reports what could not be hardened or was denied, after the
+// error that ended reading, if any.
+func (w *hardenWriter) finish(err error) error {
+	for _, m := range w.invalid {
+		fmt.Fprintln(w.stderr, "error:", m)
+	}
+	for _, m := range w.denied {
+		fmt.Fprintln(w.stderr, "denied:", m)
+	}
+	switch {
+	case err != nil:
+		return err
+	case len(w.invalid) > 0:
+		return &exitError{ExitInvalid, fmt.Errorf("%d document(s) could not be hardened", len(w.invalid))}
+	case len(w.denied) > 0:
+		return &exitError{ExitDenied, fmt.Errorf("%d workload(s) denied by their profile", len(w.denied))}
+	}
+	return nil
+}
+
+// tuneGCOffline lets the collector run a quarter as often in harden and
+// check unless GOGC is set: a run is short, and everything it reads stays
+// live to the end, so the default spent about a fifth of the CPU of
+// hardening 1,000 pods collecting garbage that was mostly still in use
+// (docs/performance.md). Memory grows with the input, as it does anyway.
+func tuneGCOffline() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	yamlv3 "go.yaml.in/yaml/v3"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -30,53 +31,157 @@ type Document struct {
 	Source []byte
 	// Err is set when the document could not be read; JSON is then nil.
 	Err error
+	// node is Source parsed by go-yaml v3, for splicing; nil when it could
+	// not parse it.
+	node *yamlv3.Node
+	// fast: JSON was converted from node, so node and JSON agree exactly
+	// (the only case where the patch is spliced into Source).
+	fast bool
 }
 
 // Read splits a stream of YAML documents (JSON is YAML too) into JSON
 // documents. Empty documents are skipped; a broken one is returned with Err
 // and reading goes on with the next.
 func Read(r io.Reader) ([]Document, error) {
-	yr := k8syaml.NewYAMLReader(bufio.NewReaderSize(r, 64<<10))
 	var docs []Document
-	n := 0
+	rd := NewReader(r)
 	for {
-		raw, err := yr.Read()
+		d, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			return docs, nil
 		}
 		if err != nil {
-			return docs, fmt.Errorf("reading document %d: %w", n+1, err)
+			return docs, err
+		}
+		docs = append(docs, *d)
+	}
+}
+
+// Reader reads documents one at a time, so a large input is never held
+// whole in memory.
+type Reader struct {
+	yr *k8syaml.YAMLReader
+	n  int
+}
+
+// NewReader returns a Reader of r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{yr: k8syaml.NewYAMLReader(bufio.NewReaderSize(r, 64<<10))}
+}
+
+// Next returns the next document (with Err set if it cannot be read), or
+// io.EOF after the last; any other error ends the stream.
+func (r *Reader) Next() (*Document, error) {
+	for {
+		raw, err := r.yr.Read()
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading document %d: %w", r.n+1, err)
 		}
 		if len(raw) > MaxDocumentBytes {
-			n++
-			docs = append(docs, Document{Index: n, Err: fmt.Errorf("document is %d bytes, over the %d limit", len(raw), MaxDocumentBytes)})
-			continue
+			r.n++
+			return &Document{Index: r.n, Err: fmt.Errorf("document is %d bytes, over the %d limit", len(raw), MaxDocumentBytes)}, nil
 		}
 		if isEmpty(raw) {
 			continue
 		}
-		n++
-		j, err := yaml.YAMLToJSON(raw)
-		if err != nil {
-			docs = append(docs, Document{Index: n, Err: fmt.Errorf("parsing YAML: %w", err)})
+		d := &Document{Index: r.n + 1, Source: raw}
+		// One parse serves both the JSON and the splicing; what nodeJSON
+		// declines is read again as kubectl reads it.
+		var node yamlv3.Node
+		if yamlv3.Unmarshal(raw, &node) == nil {
+			d.node = &node
+			d.JSON, d.fast = docJSON(raw, &node)
+		}
+		if d.JSON == nil {
+			j, err := yaml.YAMLToJSON(raw)
+			if err != nil {
+				r.n++
+				return &Document{Index: r.n, Err: fmt.Errorf("parsing YAML: %w", err)}, nil
+			}
+			d.JSON = j
+		}
+		if bytes.Equal(bytes.TrimSpace(d.JSON), []byte("null")) {
 			continue
 		}
-		if bytes.Equal(bytes.TrimSpace(j), []byte("null")) {
-			n--
-			continue
-		}
-		docs = append(docs, Document{Index: n, JSON: j, Source: raw})
+		r.n++
+		return d, nil
 	}
 }
 
+// isEmpty: only blank lines, comments and document markers.
 func isEmpty(raw []byte) bool {
-	for _, line := range strings.Split(string(raw), "\n") {
-		l := strings.TrimSpace(line)
-		if l != "" && !strings.HasPrefix(l, "#") && l != "---" {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		l := bytes.TrimSpace(line)
+		if len(l) > 0 && l[0] != '#' && string(l) != "---" {
 			return false
 		}
 	}
 	return true
+}
+
+// block: the document was parsed, and is block YAML (not JSON or flow).
+func (d *Document) block() bool {
+	return d.node != nil && len(d.node.Content) == 1 && d.node.Content[0].Style&yamlv3.FlowStyle == 0
+}
+
+// Renderer writes documents as YAML, caching rendered values across
+// documents. Not safe for concurrent use.
+type Renderer struct {
+	cache map[string]string
+	// Spliced and Rendered count Patched's documents by how they were
+	// written.
+	Spliced, Rendered int
+}
+
+// NewRenderer returns a Renderer.
+func NewRenderer() *Renderer { return &Renderer{cache: map[string]string{}} }
+
+// Original is the document as YAML before any change: its source as
+// written when that is block YAML, else rendered from its JSON (a JSON or
+// flow-style document comes out as block YAML either way).
+func (r *Renderer) Original(d *Document) ([]byte, error) {
+	if d.block() {
+		if len(d.Source) > 0 && d.Source[len(d.Source)-1] != '\n' {
+			return append(d.Source[:len(d.Source):len(d.Source)], '\n'), nil
+		}
+		return d.Source, nil
+	}
+	return ToYAML(d.JSON, d.Source)
+}
+
+// Patched is the document after an RFC 6902 patch made by the engine, as
+// YAML: the patch spliced into the source as written (comments, quoting
+// and order kept) when it can be, else patched() (the JSON after the
+// patch, asked for only then) rendered in the user's key order.
+func (r *Renderer) Patched(d *Document, ops []Op, patched func() ([]byte, error)) ([]byte, error) {
+	if len(ops) == 0 {
+		return r.Original(d)
+	}
+	if d.block() && d.fast {
+		out, err := splice(d.Source, d.node, ops, r.cache)
+		if err == nil {
+			r.Spliced++
+			return out, nil
+		}
+		if !errors.Is(err, errDecline) {
+			return nil, err
+		}
+	}
+	j, err := patched()
+	if err != nil {
+		return nil, err
+	}
+	r.Rendered++
+	return ToYAML(j, d.Source)
 }
 
 // Header is what identifies a document.
@@ -133,6 +238,43 @@ type Workload struct {
 // the template of a workload kind, and those of each item of a List. It
 // returns none for other kinds.
 func Workloads(doc []byte) ([]Workload, error) {
+	// One pass reads the header and every place a pod template can be
+	// (case-sensitively, as Extract's lookups are); a document where that
+	// shape does not fit (a spec that is not an object...) takes the
+	// general path below.
+	var s struct {
+		Header
+		Template json.RawMessage `json:"template"`
+		Spec     struct {
+			Template    json.RawMessage `json:"template"`
+			JobTemplate struct {
+				Spec struct {
+					Template json.RawMessage `json:"template"`
+				} `json:"spec"`
+			} `json:"jobTemplate"`
+		} `json:"spec"`
+	}
+	if kjson.UnmarshalCaseSensitivePreserveInts(doc, &s) == nil && !strings.HasSuffix(s.Kind, "List") {
+		ptr, ok := templatePaths[s.Kind]
+		if !ok {
+			return nil, nil
+		}
+		var pod json.RawMessage
+		switch ptr {
+		case "":
+			pod = doc
+		case "/template":
+			pod = s.Template
+		case "/spec/template":
+			pod = s.Spec.Template
+		case "/spec/jobTemplate/spec/template":
+			pod = s.Spec.JobTemplate.Spec.Template
+		}
+		if len(pod) == 0 || bytes.Equal(pod, []byte("null")) {
+			return nil, fmt.Errorf("%s: no pod template at %s", s.Header.ID(), ptr)
+		}
+		return []Workload{{Header: s.Header, Pointer: ptr, Pod: pod}}, nil
+	}
 	var h Header
 	if err := json.Unmarshal(doc, &h); err != nil {
 		return nil, fmt.Errorf("reading apiVersion/kind/metadata: %w", err)

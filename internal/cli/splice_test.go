@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/pod-hardener/pod-hardener/internal/manifest"
+	"github.com/pod-hardener/pod-hardener/profiles"
+)
+
+// hardenYAML hardens src with the default config and checks every
+// document's YAML output against the patched JSON (checkYAMLOutput). It
+// returns the documents spliced and changed.
+func hardenYAML(t *testing.T, src []byte) (spliced, changed int) {
+	t.Helper()
+	docs, err := (&hardenOptions{file: "-"}).run(profiles.Default(), bytes.NewReader(src))
+	if err != nil {
+		return 0, 0
+	}
+	rd := manifest.NewRenderer()
+	for _, h := range docs {
+		if _, err := h.json(); err != nil || len(h.ops) == 0 {
+			continue
+		}
+		changed++
+		if checkYAMLOutput(t, h.name(), rd, h) {
+			spliced++
+		}
+	}
+	return spliced, changed
+}
+
+// Layouts a splice must get right: each is hardened, and its YAML output
+// must read as the patched document; the ones marked spliced must keep
+// the source as written.
+func TestSpliceLayouts(t *testing.T) {
+	cases := []struct {
+		name, src string
+		spliced   bool
+	}{
+		{"comments and quoting kept", `# top comment
+apiVersion: v1
+kind: Pod
+metadata:
+  name: "web"   # the name
+  namespace: 'apps'
+spec:
+  # containers below
+  containers:
+  - name: app
+    image: "nginx:1.27"
+    args: ["--port", "8080"]   # flow list stays as written
+  # trailing comment
+`, true},
+		{"sequences indented under their key", `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+    - name: a
+      image: x
+      volumeMounts:
+        - name: data
+          mountPath: /data
+    - name: b
+      image: nginx
+  volumes:
+    - name: data
+      emptyDir: {}
+`, true},
+		{"empty flow objects and lists filled", `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  annotations: {}
+spec:
+  securityContext: {}
+  volumes: []
+  containers:
+  - name: a
+    image: x
+    securityContext: {}  # filled in
+    volumeMounts: []
+`, true},
+		{"no final newline", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: a\n    image: x", true},
+		{"CRLF line endings", strings.ReplaceAll("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: a\n    image: x\n", "\n", "\r\n"), true},
+		{"block scalars", `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  annotations:
+    note: |
+      line one
+
+      line three
+spec:
+  containers:
+  - name: a
+    image: x
+    command:
+    - sh
+    - -c
+    - |
+      echo hi
+      exec sleep 1d
+`, true},
+		{"deployment, template deep inside", `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: a
+        image: x
+        securityContext:
+          privileged: false
+          capabilities:
+            add: ["NET_BIND_SERVICE"]
+`, true},
+		{"flow-style pod metadata: rendered instead", `apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {a: b}}
+spec:
+  containers: [{name: a, image: x}]
+`, false},
+		{"null securityContext: rendered instead", `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+  - name: a
+    image: x
+    securityContext:
+`, false},
+		{"JSON document: rendered as YAML", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},"spec":{"containers":[{"name":"a","image":"x"}]}}`, false},
+		{"YAML 1.1 booleans: read as kubectl does, rendered", `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  hostNetwork: no
+  containers:
+  - name: a
+    image: x
+    tty: yes
+`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			spliced, changed := hardenYAML(t, []byte(tc.src))
+			if changed != 1 {
+				t.Fatalf("%d documents changed, want 1", changed)
+			}
+			if (spliced == 1) != tc.spliced {
+				t.Errorf("spliced %v, want %v", spliced == 1, tc.spliced)
+			}
+		})
+	}
+}
+
+// FuzzHardenYAML: whatever YAML harden reads, the YAML it writes reads as
+// the patched document, whether spliced or rendered.
+func FuzzHardenYAML(f *testing.F) {
+	ins, _ := filepath.Glob("../../examples/*.yaml")
+	for _, in := range ins {
+		if b, err := os.ReadFile(in); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("apiVersion: v1\nkind: Pod\nmetadata:\n  name: w\nspec:\n  containers:\n  - name: a\n    securityContext: {privileged: true}\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if len(src) > 16<<10 {
+			return
+		}
+		if _, err := yaml.YAMLToJSON(src); err != nil {
+			return
+		}
+		hardenYAML(t, src)
+	})
+}

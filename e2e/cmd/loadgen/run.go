@@ -40,7 +40,7 @@ type runOptions struct {
 	retries                   int
 	jsonOut, csvOut, dir      string
 	samplesOut                string
-	oursEnv                   []string
+	oursEnv, floorEnv         []string
 	keep                      bool
 }
 
@@ -112,11 +112,13 @@ func runCmd(args []string) error {
 	fs.StringVar(&o.csvOut, "csv", "", "write the summary as CSV to FILE (docs/plot-latency.gp reads it)")
 	fs.StringVar(&o.samplesOut, "samples", "", "write every open-loop and sweep request (server, mode, pod, rate, attempt, s into the run, latency ms, send lag ms) as CSV to FILE")
 	oursEnv := fs.String("ours-env", "", "extra environment of the webhook only, comma-separated KEY=VALUE (what-if runs, e.g. GOGC=400)")
+	floorEnv := fs.String("floor-env", "", "extra environment of the floor server only, e.g. GOGC=400,GOMEMLIMIT=48MiB (the GC setting serve applies to itself)")
 	fs.StringVar(&o.dir, "dir", "", "work directory: certificates, server logs (default: a temporary one, removed)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	_ = fs.Parse(args)
 	o.modes = splitList(modes)
 	o.oursEnv = splitList(*oursEnv)
+	o.floorEnv = splitList(*floorEnv)
 	o.pods = splitList(pods)
 	o.sweepPod = o.openPod
 	for _, r := range splitList(rates) {
@@ -204,7 +206,7 @@ func run(o runOptions) error {
 		return err
 	}
 	fport, _ := freePort()
-	floor, err := startProc("floor", filepath.Join(dir, "floor.log"), nil, self, "floor-server",
+	floor, err := startProc("floor", filepath.Join(dir, "floor.log"), o.floorEnv, self, "floor-server",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", fport), "--cert", filepath.Join(certs, "tls.crt"), "--key", filepath.Join(certs, "tls.key"))
 	if err != nil {
 		return err
@@ -223,7 +225,7 @@ func run(o runOptions) error {
 	rep.Options = map[string]any{"conns": o.conns, "rounds": o.rounds, "modes": o.modes, "pods": o.pods,
 		"singleDuration": o.singleDur.String(), "closedDuration": o.closedDur.String(), "closedCount": o.closedCount, "openRate": o.openRate,
 		"openDuration": o.openDur.String(), "openRounds": o.openRounds, "openPod": o.openPod, "sweepRates": o.sweepRates,
-		"sweepDuration": o.sweepDur.String(), "warmup": o.warmup.String(), "quietBelow": o.quietBelow, "quietWait": o.quietWait.String(), "noisyAbove": o.noisyAbove, "retries": o.retries, "binary": o.binary, "config": o.config, "oursEnv": o.oursEnv}
+		"sweepDuration": o.sweepDur.String(), "warmup": o.warmup.String(), "quietBelow": o.quietBelow, "quietWait": o.quietWait.String(), "noisyAbove": o.noisyAbove, "retries": o.retries, "binary": o.binary, "config": o.config, "oursEnv": o.oursEnv, "floorEnv": o.floorEnv}
 	for _, k := range kinds {
 		rep.Pods = append(rep.Pods, podInfo{Name: k.Name, Desc: k.Desc, PodBytes: len(k.pod), BodyBytes: len(k.body)})
 	}

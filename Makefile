@@ -36,10 +36,13 @@ bench: ## engine and handler benchmarks beside their floors (and kubewebhook's s
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./mutate/ ./internal/server/
 	BENCH_RATIO=1 $(GO) test -count=1 -run 'TestBenchRatio|TestHandlerBenchRatio' -v ./mutate/ ./internal/server/
 
-fuzz: ## run each fuzz target for FUZZTIME (default 30s): engine, HTTP handler, review objects
+fuzz: ## run each fuzz target for FUZZTIME (default 30s): engine, HTTP handler, review objects, YAML reading and splicing, JSON strings
 	$(GO) test -run '^$$' -fuzz '^FuzzHarden$$' -fuzztime $(FUZZTIME) ./mutate/
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./internal/server/
 	$(GO) test -run '^$$' -fuzz '^FuzzReviewObject$$' -fuzztime $(FUZZTIME) ./internal/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzNodeJSON$$' -fuzztime $(FUZZTIME) ./internal/manifest/
+	$(GO) test -run '^$$' -fuzz '^FuzzHardenYAML$$' -fuzztime $(FUZZTIME) ./internal/cli/
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZTIME) ./internal/jsonenc/
 
 demo: build ## a local kube-apiserver with pod-hardener: a plain pod hardened in a restricted namespace; keeps running
 	@e2e/build-binaries.sh etcd kube-apiserver

@@ -28,18 +28,14 @@ fails restricted afterwards. Exit 1 on invalid input, else 0.`,
 			if err != nil {
 				return err
 			}
-			docs, err := o.run(cfg, cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "WORKLOAD\tPROFILE\tBEFORE\tAFTER\tSTILL FAILING RESTRICTED")
 			var invalid int
-			for _, h := range docs {
+			err = o.each(cfg, cmd.InOrStdin(), func(h *hardened) error {
 				if h.err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "error: %s: %v\n", h.name(), h.err)
 					invalid++
-					continue
+					return nil
 				}
 				for _, r := range h.results {
 					before, _, err1 := judge(r.w.Pod)
@@ -56,8 +52,12 @@ fails restricted afterwards. Exit 1 on invalid input, else 0.`,
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.w.Header.ID(), r.res.Profile, before, after, fails)
 				}
-			}
+				return nil
+			})
 			tw.Flush()
+			if err != nil {
+				return err
+			}
 			if invalid > 0 {
 				return &exitError{ExitInvalid, fmt.Errorf("%d workload(s) could not be judged", invalid)}
 			}

@@ -189,3 +189,34 @@ func FuzzHardenYAML(f *testing.F) {
 		hardenYAML(t, src)
 	})
 }
+
+// A file's header comments before its first "---" are written back, and an
+// untouched document is written as it is.
+func TestHardenKeepsFileHeaderAndUntouchedDocuments(t *testing.T) {
+	src := `# Source: https://example.com/app.yaml
+# License: Apache-2.0
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web   # the service
+spec: {ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+  - name: a
+    image: nginx
+`
+	out, _, code := runCLI(t, src, "harden", "-f", "-")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	want := "# Source: https://example.com/app.yaml\n# License: Apache-2.0\napiVersion: v1\nkind: Service\nmetadata:\n  name: web   # the service\nspec: {ports: [{port: 80}]}\n---\n"
+	if !strings.HasPrefix(out, want) {
+		t.Errorf("output does not start with the header and the Service as written:\n%s", out)
+	}
+}

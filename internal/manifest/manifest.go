@@ -62,6 +62,10 @@ func Read(r io.Reader) ([]Document, error) {
 type Reader struct {
 	yr *k8syaml.YAMLReader
 	n  int
+	// comments: a comment-only chunk (a file's header before its first
+	// "---"), kept to open the next document's source so that writing it
+	// back loses nothing.
+	comments []byte
 }
 
 // NewReader returns a Reader of r.
@@ -85,7 +89,12 @@ func (r *Reader) Next() (*Document, error) {
 			return &Document{Index: r.n, Err: fmt.Errorf("document is %d bytes, over the %d limit", len(raw), MaxDocumentBytes)}, nil
 		}
 		if isEmpty(raw) {
+			r.comments = appendComments(r.comments, raw)
 			continue
+		}
+		if len(r.comments) > 0 {
+			raw = append(r.comments, raw...)
+			r.comments = nil
 		}
 		d := &Document{Index: r.n + 1, Source: raw}
 		// One parse serves both the JSON and the splicing; what nodeJSON
@@ -109,6 +118,17 @@ func (r *Reader) Next() (*Document, error) {
 		r.n++
 		return d, nil
 	}
+}
+
+// appendComments appends the comment lines of an empty chunk.
+func appendComments(b, chunk []byte) []byte {
+	for _, l := range bytes.SplitAfter(chunk, []byte("\n")) {
+		if t := bytes.TrimSpace(l); len(t) > 0 && t[0] == '#' {
+			b = append(b, bytes.TrimRight(l, "\r\n")...)
+			b = append(b, '\n')
+		}
+	}
+	return b
 }
 
 // isEmpty: only blank lines, comments and document markers.

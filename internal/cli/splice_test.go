@@ -24,7 +24,19 @@ func hardenYAML(t *testing.T, src []byte) (spliced, changed int) {
 	}
 	rd := manifest.NewRenderer()
 	for _, h := range docs {
-		if _, err := h.json(); err != nil || len(h.ops) == 0 {
+		if _, err := h.json(); err != nil {
+			continue
+		}
+		if len(h.ops) == 0 {
+			// Untouched: written as it was, and read as it was.
+			y, err := rd.Original(&h.doc)
+			if err != nil {
+				t.Errorf("%s: %v", h.name(), err)
+				continue
+			}
+			if got, err := yaml.YAMLToJSON(y); err != nil || !jsonEqual(got, h.doc.JSON) {
+				t.Errorf("%s: untouched document written so it reads differently (%v):\n%s", h.name(), err, y)
+			}
 			continue
 		}
 		changed++
@@ -218,5 +230,25 @@ spec:
 	want := "# Source: https://example.com/app.yaml\n# License: Apache-2.0\napiVersion: v1\nkind: Service\nmetadata:\n  name: web   # the service\nspec: {ports: [{port: 80}]}\n---\n"
 	if !strings.HasPrefix(out, want) {
 		t.Errorf("output does not start with the header and the Service as written:\n%s", out)
+	}
+}
+
+// Layouts where text inserted by indentation alone would land inside a
+// multi-line string or flow collection, cut a block scalar, or change a
+// document with no final newline (found by review): each must come out
+// reading as the patched document, spliced or rendered.
+func TestSpliceHardLayouts(t *testing.T) {
+	files, _ := filepath.Glob("testdata/splice/*.yaml")
+	if len(files) < 10 {
+		t.Fatalf("only %d layout files", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hardenYAML(t, src)
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -89,12 +90,13 @@ func (r *Reader) Next() (*Document, error) {
 			return &Document{Index: r.n, Err: fmt.Errorf("document is %d bytes, over the %d limit", len(raw), MaxDocumentBytes)}, nil
 		}
 		if isEmpty(raw) {
-			r.comments = appendComments(r.comments, raw)
+			if len(r.comments)+len(raw) <= maxHeaderBytes {
+				r.comments = appendComments(r.comments, raw)
+			}
 			continue
 		}
 		if len(r.comments) > 0 {
-			raw = append(r.comments, raw...)
-			r.comments = nil
+			raw = append(r.comments[:len(r.comments):len(r.comments)], raw...)
 		}
 		d := &Document{Index: r.n + 1, Source: raw}
 		// One parse serves both the JSON and the splicing; what nodeJSON
@@ -113,12 +115,16 @@ func (r *Reader) Next() (*Document, error) {
 			d.JSON = j
 		}
 		if bytes.Equal(bytes.TrimSpace(d.JSON), []byte("null")) {
-			continue
+			continue // its comments, if any, go on to the next document
 		}
+		r.comments = nil
 		r.n++
 		return d, nil
 	}
 }
+
+// maxHeaderBytes bounds the comments kept for the next document.
+const maxHeaderBytes = 1 << 20
 
 // appendComments appends the comment lines of an empty chunk.
 func appendComments(b, chunk []byte) []byte {
@@ -169,7 +175,7 @@ func NewRenderer() *Renderer { return &Renderer{cache: map[string]string{}} }
 // written when that is block YAML, else rendered from its JSON (a JSON or
 // flow-style document comes out as block YAML either way).
 func (r *Renderer) Original(d *Document) ([]byte, error) {
-	if d.block() {
+	if d.block() && !d.endsInOpenBlockScalar() {
 		if len(d.Source) > 0 && d.Source[len(d.Source)-1] != '\n' {
 			return append(d.Source[:len(d.Source):len(d.Source)], '\n'), nil
 		}
@@ -186,22 +192,65 @@ func (r *Renderer) Patched(d *Document, ops []Op, patched func() ([]byte, error)
 	if len(ops) == 0 {
 		return r.Original(d)
 	}
-	if d.block() && d.fast {
-		out, err := splice(d.Source, d.node, ops, r.cache)
-		if err == nil {
-			r.Spliced++
-			return out, nil
-		}
-		if !errors.Is(err, errDecline) {
-			return nil, err
-		}
-	}
 	j, err := patched()
 	if err != nil {
 		return nil, err
 	}
+	if d.block() && d.fast {
+		out, err := splice(d.Source, d.node, ops, r.cache)
+		if err == nil && readsAs(out, j) {
+			r.Spliced++
+			return out, nil
+		}
+		if err != nil && !errors.Is(err, errDecline) {
+			return nil, err
+		}
+		// Declined, or (a splicer bug) text that would not read as the
+		// hardened document: never write that, render instead.
+	}
 	r.Rendered++
 	return ToYAML(j, d.Source)
+}
+
+// readsAs: YAML y, read as kubectl reads it, is the JSON document want.
+// Every spliced document is checked so: a misplaced insertion can make
+// valid YAML that reads otherwise (hardening inside a string), which must
+// never be written as hardened. It costs a second parse of the document.
+func readsAs(y, want []byte) bool {
+	var n yamlv3.Node
+	if yamlv3.Unmarshal(y, &n) != nil {
+		return false
+	}
+	got, ok := docJSON(y, &n)
+	if !ok {
+		return false
+	}
+	if bytes.Equal(got, want) {
+		return true
+	}
+	var a, b any
+	da, db := json.NewDecoder(bytes.NewReader(got)), json.NewDecoder(bytes.NewReader(want))
+	da.UseNumber()
+	db.UseNumber()
+	if da.Decode(&a) != nil || db.Decode(&b) != nil {
+		return false
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// endsInOpenBlockScalar: the source lacks its final newline and its last
+// node is a block scalar that keeps a final newline (| or >, not |-):
+// writing it back with the newline the stream needs would change that
+// value, so it is rendered from JSON instead.
+func (d *Document) endsInOpenBlockScalar() bool {
+	if len(d.Source) == 0 || d.Source[len(d.Source)-1] == '\n' || d.node == nil {
+		return false
+	}
+	last := d.node
+	for len(last.Content) > 0 {
+		last = last.Content[len(last.Content)-1]
+	}
+	return last.Style&(yamlv3.LiteralStyle|yamlv3.FoldedStyle) != 0
 }
 
 // Header is what identifies a document.
@@ -296,14 +345,14 @@ func Workloads(doc []byte) ([]Workload, error) {
 		return []Workload{{Header: s.Header, Pointer: ptr, Pod: pod}}, nil
 	}
 	var h Header
-	if err := json.Unmarshal(doc, &h); err != nil {
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(doc, &h); err != nil {
 		return nil, fmt.Errorf("reading apiVersion/kind/metadata: %w", err)
 	}
 	if strings.HasSuffix(h.Kind, "List") {
 		var l struct {
 			Items []json.RawMessage `json:"items"`
 		}
-		if err := json.Unmarshal(doc, &l); err != nil {
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(doc, &l); err != nil {
 			return nil, fmt.Errorf("reading %s items: %w", h.Kind, err)
 		}
 		var out []Workload
@@ -338,7 +387,7 @@ func Extract(doc []byte, pointer string) ([]byte, error) {
 	}
 	for _, key := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
 		var m map[string]json.RawMessage
-		if err := json.Unmarshal(cur, &m); err != nil {
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(cur, &m); err != nil {
 			return nil, fmt.Errorf("no object at %s: %w", pointer, err)
 		}
 		next, ok := m[key]

@@ -52,14 +52,28 @@ func nodeJSON(b []byte, n *yamlv3.Node, depth int) ([]byte, bool) {
 			return nil, false
 		}
 		b = append(b, '{')
+		// Duplicate keys (v2 and v3 differ on them) are declined: a linear
+		// check for the usual few keys, a set beyond, so a mapping with
+		// many keys is not quadratic.
+		var seen map[string]struct{}
+		if len(n.Content) > 32 {
+			seen = make(map[string]struct{}, len(n.Content)/2)
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			if k.Kind != yamlv3.ScalarNode || k.Tag != "!!str" || k.Style == 0 && yaml11Special(k.Value) {
 				return nil, false
 			}
-			for j := 0; j < i; j += 2 {
-				if n.Content[j].Value == k.Value {
-					return nil, false // duplicate key: v2 and v3 differ on it
+			if seen != nil {
+				if _, dup := seen[k.Value]; dup {
+					return nil, false
+				}
+				seen[k.Value] = struct{}{}
+			} else {
+				for j := 0; j < i; j += 2 {
+					if n.Content[j].Value == k.Value {
+						return nil, false
+					}
 				}
 			}
 			if i > 0 {

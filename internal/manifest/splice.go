@@ -157,6 +157,9 @@ func pointerTokens(p string) ([]string, error) {
 func (s *splicer) lookup(tokens []string) (*yamlv3.Node, bool) {
 	n := s.root
 	for _, t := range tokens {
+		if n.Style&yamlv3.FlowStyle != 0 {
+			return nil, false // inside a flow collection: no block text goes there
+		}
 		switch n.Kind {
 		case yamlv3.MappingNode:
 			if _, n = mapGet(n, t); n == nil {
@@ -241,6 +244,55 @@ func (s *splicer) blockEnd(line, min int, dashIndent int) int {
 	return len(s.src)
 }
 
+// blockScalarEnd is the offset after the last content line of a block
+// scalar (| or >) whose content indentation is detected from its first
+// non-blank line. Every line indented that far is content, even one that
+// reads as a comment. Keep chomping (|+), where trailing blank lines are
+// content too, and explicit indentation indicators are declined.
+func (s *splicer) blockScalarEnd(n *yamlv3.Node) (int, bool) {
+	start, ok := s.offset(n.Line, n.Column)
+	if !ok {
+		return 0, false
+	}
+	header := s.src[start:]
+	if i := bytes.IndexByte(header, '\n'); i >= 0 {
+		header = header[:i]
+	}
+	if h := bytes.TrimSpace(bytes.SplitN(header, []byte("#"), 2)[0]); bytes.ContainsAny(h, "+123456789") {
+		return 0, false
+	}
+	content, last := -1, n.Line-1
+	for i := n.Line; i < len(s.lines); i++ {
+		indent, _ := s.lineInfo(i)
+		rest := s.src[s.lines[i]+indent:]
+		if j := bytes.IndexByte(rest, '\n'); j >= 0 {
+			rest = rest[:j]
+		}
+		if len(bytes.Trim(rest, " \r")) == 0 {
+			continue // blank: content or not, it decides nothing (a tab is content)
+		}
+		if content < 0 {
+			content = indent
+		}
+		if indent < content || s.isDocMarker(i) {
+			break
+		}
+		last = i
+	}
+	if content < 0 {
+		return 0, false // an empty block scalar
+	}
+	return s.lineStartAfter(last + 1), true
+}
+
+// lineStartAfter is the offset of the line after 1-based line `line`.
+func (s *splicer) lineStartAfter(line int) int {
+	if line < len(s.lines) {
+		return s.lines[line]
+	}
+	return len(s.src)
+}
+
 func (s *splicer) isDocMarker(i int) bool {
 	l := s.src[s.lines[i]:]
 	return bytes.HasPrefix(l, []byte("---")) || bytes.HasPrefix(l, []byte("..."))
@@ -270,8 +322,68 @@ func (s *splicer) insertKey(seq int, m *yamlv3.Node, key string, v json.RawMessa
 	if err != nil {
 		return err
 	}
-	s.insertAt(seq, s.blockEnd(m.Line, indent, -1), indent, text)
+	at := s.blockEnd(m.Line, indent, -1)
+	if !s.endsCleanly(m, at) {
+		return errDecline
+	}
+	s.insertAt(seq, at, indent, text)
 	return nil
+}
+
+// endsCleanly: the block's last node in document order is a one-line
+// scalar (or an empty flow collection, or a one-line flow collection)
+// on the line just before at. A block scalar, a quoted or plain scalar
+// running over several lines, or a flow collection closing on a later
+// line may hold lines that read as comments or sit at any indentation, so
+// the end found by indentation cannot be trusted: decline.
+func (s *splicer) endsCleanly(n *yamlv3.Node, at int) bool {
+	last, flowLine := n, 0
+	for len(last.Content) > 0 {
+		if last.Style&yamlv3.FlowStyle != 0 && flowLine == 0 {
+			flowLine = last.Line
+		}
+		last = last.Content[len(last.Content)-1]
+	}
+	if last.Kind == yamlv3.AliasNode {
+		return false
+	}
+	if last.Style&(yamlv3.LiteralStyle|yamlv3.FoldedStyle) != 0 {
+		end, ok := s.blockScalarEnd(last)
+		return ok && end == at
+	}
+	if flowLine != 0 && flowLine != last.Line {
+		return false
+	}
+	start, ok := s.offset(last.Line, last.Column)
+	if !ok {
+		return false
+	}
+	// The node must end on its own line, and that line must be the last
+	// line of the block.
+	lineEnd := bytes.IndexByte(s.src[start:], '\n')
+	if lineEnd < 0 {
+		lineEnd = len(s.src) - start
+	}
+	line := s.src[start : start+lineEnd]
+	switch {
+	case last.Style&yamlv3.DoubleQuotedStyle != 0:
+		if quotedEnd(line, '"') < 0 {
+			return false
+		}
+	case last.Style&yamlv3.SingleQuotedStyle != 0:
+		if quotedEnd(line, '\'') < 0 {
+			return false
+		}
+	case last.Kind == yamlv3.ScalarNode && last.Value != "":
+		if !bytes.HasPrefix(line, []byte(last.Value)) {
+			return false // a plain scalar folded from several lines
+		}
+	}
+	next := start + lineEnd + 1
+	if next > len(s.src) {
+		next = len(s.src)
+	}
+	return next == at
 }
 
 func (s *splicer) appendItem(seq int, l *yamlv3.Node, v json.RawMessage) error {
@@ -289,7 +401,11 @@ func (s *splicer) appendItem(seq int, l *yamlv3.Node, v json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	s.insertAt(seq, s.blockEnd(l.Line, dash+1, dash), dash+1, text)
+	at := s.blockEnd(l.Line, dash+1, dash)
+	if !s.endsCleanly(l, at) {
+		return errDecline
+	}
+	s.insertAt(seq, at, dash+1, text)
 	return nil
 }
 
@@ -403,7 +519,7 @@ func (s *splicer) removeKey(seq int, m *yamlv3.Node, key string) error {
 		return errDecline
 	}
 	indent, _ := s.lineInfo(k.Line - 1)
-	if indent != k.Column-1 {
+	if indent != k.Column-1 || !s.endsCleanly(v, s.lineStartAfter(v.Line)) {
 		return errDecline
 	}
 	from := s.lines[k.Line-1]

@@ -1,0 +1,80 @@
+package manifest
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+
+	"github.com/pod-hardener/pod-hardener/mutate"
+	"github.com/pod-hardener/pod-hardener/profiles"
+)
+
+// The splicer on its own, without the check Patched adds after it: on
+// every hard layout (internal/cli/testdata/splice), the corpus and the
+// examples, a splice either declines or reads as the patched document.
+// Patched's check is the backstop, not what makes these right.
+func TestSpliceAloneDeclinesOrIsRight(t *testing.T) {
+	var files []string
+	for _, g := range []string{"../cli/testdata/splice/*.yaml", "../../examples/*.yaml", "../../../shared/corpus/*.yaml"} {
+		m, _ := filepath.Glob(g)
+		files = append(files, m...)
+	}
+	if len(files) < 30 {
+		t.Fatalf("only %d files", len(files))
+	}
+	cfg := profiles.Default()
+	spliced, declined := 0, 0
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs, _ := Read(bytesReader(src))
+		for _, d := range docs {
+			if d.Err != nil || !d.fast || !d.block() {
+				continue
+			}
+			ws, err := Workloads(d.JSON)
+			if err != nil || len(ws) == 0 {
+				continue
+			}
+			var all []mutate.Operation
+			for _, w := range ws {
+				res, err := mutate.Review(cfg, w.Pod, profiles.Facts{Namespace: "apps", NamespaceKnown: true}, mutate.Options{Prefix: w.Pointer})
+				if err != nil {
+					t.Fatalf("%s: %v", f, err)
+				}
+				all = append(all, res.Operations...)
+			}
+			if len(all) == 0 {
+				continue
+			}
+			ops := make([]Op, len(all))
+			for i, o := range all {
+				v, _ := o.ValueJSON()
+				ops[i] = Op{Op: o.Op, Path: o.Path, Value: v}
+			}
+			pb, _ := mutate.Patch(all)
+			p, _ := jsonpatch.DecodePatch(pb)
+			want, err := p.Apply(d.JSON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := splice(d.Source, d.node, ops, map[string]string{})
+			if err != nil {
+				declined++
+				continue
+			}
+			spliced++
+			if !readsAs(out, want) {
+				t.Errorf("%s document %d: the splice reads differently from the patched document:\n%s", filepath.Base(f), d.Index, out)
+			}
+		}
+	}
+	t.Logf("%d spliced, %d declined", spliced, declined)
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -1,9 +1,6 @@
 package manifest
 
 import (
-	"bytes"
-	"encoding/json"
-	"reflect"
 	"testing"
 
 	yamlv3 "go.yaml.in/yaml/v3"
@@ -17,17 +14,6 @@ func fastJSON(src []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return docJSON(src, &n)
-}
-
-func sameJSON(a, b []byte) bool {
-	var x, y any
-	da, db := json.NewDecoder(bytes.NewReader(a)), json.NewDecoder(bytes.NewReader(b))
-	da.UseNumber()
-	db.UseNumber()
-	if da.Decode(&x) != nil || db.Decode(&y) != nil {
-		return false
-	}
-	return reflect.DeepEqual(x, y)
 }
 
 // checkNodeJSON: whatever nodeJSON takes, it reads as kubectl

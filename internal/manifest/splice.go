@@ -285,6 +285,19 @@ func (s *splicer) blockScalarEnd(n *yamlv3.Node) (int, bool) {
 	return s.lineStartAfter(last + 1), true
 }
 
+// nodeLine is where a node starts and the rest of its line from there.
+func (s *splicer) nodeLine(n *yamlv3.Node) (start int, line []byte, ok bool) {
+	start, ok = s.offset(n.Line, n.Column)
+	if !ok {
+		return 0, nil, false
+	}
+	line = s.src[start:]
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	return start, line, true
+}
+
 // lineStartAfter is the offset of the line after 1-based line `line`.
 func (s *splicer) lineStartAfter(line int) int {
 	if line < len(s.lines) {
@@ -354,17 +367,12 @@ func (s *splicer) endsCleanly(n *yamlv3.Node, at int) bool {
 	if flowLine != 0 && flowLine != last.Line {
 		return false
 	}
-	start, ok := s.offset(last.Line, last.Column)
+	// The node must end on its own line, and that line must be the last
+	// line of the block.
+	start, line, ok := s.nodeLine(last)
 	if !ok {
 		return false
 	}
-	// The node must end on its own line, and that line must be the last
-	// line of the block.
-	lineEnd := bytes.IndexByte(s.src[start:], '\n')
-	if lineEnd < 0 {
-		lineEnd = len(s.src) - start
-	}
-	line := s.src[start : start+lineEnd]
 	switch {
 	case last.Style&yamlv3.DoubleQuotedStyle != 0:
 		if quotedEnd(line, '"') < 0 {
@@ -379,7 +387,7 @@ func (s *splicer) endsCleanly(n *yamlv3.Node, at int) bool {
 			return false // a plain scalar folded from several lines
 		}
 	}
-	next := start + lineEnd + 1
+	next := start + len(line) + 1
 	if next > len(s.src) {
 		next = len(s.src)
 	}
@@ -456,15 +464,10 @@ func (s *splicer) replaceScalar(seq int, n *yamlv3.Node, v json.RawMessage) erro
 	if n.Kind != yamlv3.ScalarNode || n.Style&(yamlv3.LiteralStyle|yamlv3.FoldedStyle|yamlv3.TaggedStyle) != 0 {
 		return errDecline
 	}
-	from, ok := s.offset(n.Line, n.Column)
+	from, line, ok := s.nodeLine(n)
 	if !ok {
 		return errDecline
 	}
-	end := bytes.IndexByte(s.src[from:], '\n')
-	if end < 0 {
-		end = len(s.src) - from
-	}
-	line := s.src[from : from+end]
 	var span int
 	switch {
 	case n.Style&yamlv3.DoubleQuotedStyle != 0:

@@ -2,8 +2,10 @@ package manifest
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -78,3 +80,34 @@ func TestSpliceAloneDeclinesOrIsRight(t *testing.T) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// The check after every splice refuses text that does not read as the
+// patched document: here the hardening lands inside a string, as the
+// first splicer did with a quoted argument running over two lines.
+func TestSpliceCheckRefusesMisplacedText(t *testing.T) {
+	src := "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: a\n    image: x\n    args: [\"--title=Build\n      #42\"]\n"
+	docs, err := Read(bytesReader([]byte(src)))
+	if err != nil || len(docs) != 1 {
+		t.Fatal(err)
+	}
+	d := &docs[0]
+	ops := []Op{{Op: "add", Path: "/spec/containers/0/securityContext", Value: []byte(`{"privileged":false}`)}}
+	r := NewRenderer()
+	want, ok := r.expected(d, ops)
+	if !ok {
+		t.Fatal("no expected document")
+	}
+	misplaced := strings.Replace(src, "      #42", "    securityContext:\n      privileged: false\n      #42", 1)
+	right := src + "    securityContext:\n      privileged: false\n"
+	if readsAs([]byte(misplaced), want) {
+		t.Errorf("accepted text whose hardening is inside a string:\n%s", misplaced)
+	}
+	if !readsAs([]byte(right), want) {
+		t.Errorf("refused the right text:\n%s", right)
+	}
+	if out, err := r.Patched(d, ops, func() ([]byte, error) { return nil, errors.New("rendered") }); err == nil {
+		if !readsAs(out, want) {
+			t.Errorf("Patched wrote text that reads otherwise:\n%s", out)
+		}
+	}
+}

@@ -185,7 +185,8 @@ spec:
 // the patched document, whether spliced or rendered.
 func FuzzHardenYAML(f *testing.F) {
 	ins, _ := filepath.Glob("../../examples/*.yaml")
-	for _, in := range ins {
+	hard, _ := filepath.Glob("testdata/splice/*.yaml")
+	for _, in := range append(ins, hard...) {
 		if b, err := os.ReadFile(in); err == nil {
 			f.Add(b)
 		}

@@ -521,11 +521,15 @@ func ToYAML(j, source []byte) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// blockStyle drops JSON's flow and quoting styles; the encoder still
-// quotes any string that would otherwise read as another type ("true",
-// "8080").
+// blockStyle drops JSON's flow and quoting styles. The encoder still
+// quotes a string YAML 1.2 would read as another type ("true", "8080"),
+// but not one only YAML 1.1 would ("yes", "Y", "0777"): kubectl reads
+// YAML 1.1, so those strings, keys included, keep their quotes.
 func blockStyle(n *yamlv3.Node) {
 	n.Style = 0
+	if n.Kind == yamlv3.ScalarNode && n.Tag == "!!str" && yaml11Special(n.Value) {
+		n.Style = yamlv3.DoubleQuotedStyle
+	}
 	for _, c := range n.Content {
 		blockStyle(c)
 	}

@@ -3,6 +3,8 @@ package manifest
 import (
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 func TestReadWorkloadsAndYAMLOrder(t *testing.T) {
@@ -74,5 +76,22 @@ func TestDiff(t *testing.T) {
 	}
 	if Diff("a", "b", a, a) != "" {
 		t.Fatal("equal texts give a diff")
+	}
+}
+
+// Strings only YAML 1.1 reads as something else keep quotes when rendered,
+// so kubectl (YAML 1.1) reads them back as the same strings.
+func TestToYAMLQuotesYAML11Words(t *testing.T) {
+	in := []byte(`{"Y":"yes","on":["n","0777","1_000","2001-12-14",".5","+1","0b11","~","<<"],"plain":"restricted","n":1,"t":true}`)
+	y, err := ToYAML(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := yaml.YAMLToJSON(y)
+	if err != nil || !sameJSON(back, in) {
+		t.Errorf("rendered\n%s\nreads as %s (%v), want %s", y, back, err, in)
+	}
+	if !strings.Contains(string(y), "plain: restricted") || !strings.Contains(string(y), "t: true") {
+		t.Errorf("plain values quoted needlessly:\n%s", y)
 	}
 }

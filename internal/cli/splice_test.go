@@ -2,12 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	yamlv3 "go.yaml.in/yaml/v3"
+	yamlv2 "go.yaml.in/yaml/v2"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pod-hardener/pod-hardener/internal/manifest"
@@ -257,32 +258,36 @@ func TestSpliceHardLayouts(t *testing.T) {
 	}
 }
 
-// hasDuplicateKeys: some mapping of the YAML has two keys written alike.
+// hasDuplicateKeys: some mapping of the YAML has two keys that read alike
+// (go-yaml v2, as kubectl reads them: 0 and 0E09 are both 0).
 func hasDuplicateKeys(src []byte) bool {
-	var n yamlv3.Node
-	if yamlv3.Unmarshal(src, &n) != nil {
+	var doc yamlv2.MapSlice
+	if yamlv2.Unmarshal(src, &doc) != nil {
 		return false
 	}
-	var walk func(n *yamlv3.Node, depth int) bool
-	walk = func(n *yamlv3.Node, depth int) bool {
-		if n == nil || depth > 200 {
+	var walk func(v any, depth int) bool
+	walk = func(v any, depth int) bool {
+		if depth > 200 {
 			return false
 		}
-		if n.Kind == yamlv3.MappingNode {
+		switch x := v.(type) {
+		case yamlv2.MapSlice:
 			seen := map[string]bool{}
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if seen[n.Content[i].Value] {
+			for _, it := range x {
+				k := fmt.Sprint(it.Key)
+				if seen[k] || walk(it.Value, depth+1) {
 					return true
 				}
-				seen[n.Content[i].Value] = true
+				seen[k] = true
 			}
-		}
-		for _, c := range n.Content {
-			if walk(c, depth+1) {
-				return true
+		case []any:
+			for _, it := range x {
+				if walk(it, depth+1) {
+					return true
+				}
 			}
 		}
 		return false
 	}
-	return walk(&n, 0)
+	return walk(doc, 0)
 }

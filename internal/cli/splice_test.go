@@ -291,3 +291,16 @@ func hasDuplicateKeys(src []byte) bool {
 	}
 	return walk(doc, 0)
 }
+
+// A document with comments that has to be rendered says so on stderr.
+func TestHardenNotesLostComments(t *testing.T) {
+	src := "# keep me\napiVersion: v1\nkind: Pod\nmetadata: {name: w}\nspec:\n  containers: [{name: a, image: x}]\n"
+	_, errs, code := runCLI(t, src, "harden", "-f", "-")
+	if code != 0 || !strings.Contains(errs, "note: document 1: rewritten from its parsed form") {
+		t.Errorf("exit %d, stderr:\n%s", code, errs)
+	}
+	_, errs, _ = runCLI(t, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: w # kept\nspec:\n  containers:\n  - name: a\n    image: x\n", "harden", "-f", "-")
+	if strings.Contains(errs, "note:") {
+		t.Errorf("a spliced document got a note:\n%s", errs)
+	}
+}

@@ -179,12 +179,8 @@ type obj struct {
 	rawKey bool
 	fields *object
 	lists  []namedList
-	// lbuf holds the first lists, so most objects allocate once; fieldsV
-	// and listV are the object and first list the engine creates here, in
-	// place (an obj is never copied once in use).
-	lbuf    [1]namedList
-	fieldsV object
-	listV   list
+	// lbuf holds the first lists, so most objects allocate once.
+	lbuf [1]namedList
 	// index, when rawKey is set and key empty, is the array index below
 	// the parent, turned into a path only when one is needed.
 	index   int
@@ -237,7 +233,7 @@ func (o *obj) set(key string, v any) {
 		return
 	}
 	if o.fields == nil {
-		o.fields = &o.fieldsV
+		o.fields = &object{}
 		o.fields.keys, o.fields.vals = o.fields.kbuf[:0], o.fields.vbuf[:0]
 		o.parent.set(o.key, o.fields)
 	}
@@ -264,13 +260,11 @@ func (o *obj) append(key string, exists bool, v any) {
 			return
 		}
 	}
-	l := &o.listV
+	l := &list{}
+	l.items = append(l.buf[:0], v)
 	if o.lists == nil {
 		o.lists = o.lbuf[:0]
-	} else {
-		l = &list{}
 	}
-	l.items = append(l.buf[:0], v)
 	o.lists = append(o.lists, namedList{key, l})
 	o.set(key, l)
 }

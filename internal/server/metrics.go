@@ -53,8 +53,14 @@ func (m *Metrics) observe(r *mutate.Result) {
 	if m == nil {
 		return
 	}
+	// One counter update per control, not per change: a 50-container pod
+	// has 200 changes, and each labelled lookup hashes its labels.
+	counts := make(map[string]int, 8)
 	for _, c := range r.Changes {
-		m.Patches.WithLabelValues(r.Profile, c.Control).Inc()
+		counts[c.Control]++
+	}
+	for control, n := range counts {
+		m.Patches.WithLabelValues(r.Profile, control).Add(float64(n))
 	}
 	for _, c := range r.Conflicts {
 		m.Conflicts.WithLabelValues(c.Control, string(c.Action)).Inc()

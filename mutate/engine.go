@@ -6,7 +6,6 @@ package mutate
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -30,13 +29,21 @@ type Input struct {
 	Prefix string
 }
 
-// Change is one field the engine set.
+// Change is one field the engine set, and where: grouped by field, since
+// warnings name at most MaxNamed places per field and a pod may have
+// hundreds of containers.
 type Change struct {
 	Control string
-	// Where: a container as kind[name], or "pod".
-	Where string
-	Field string
+	Field   string
+	// Count is how many places got it.
+	Count int
+	// Where names the first MaxNamed: a container as kind[name], or "pod".
+	Where []string
 }
+
+// MaxNamed is how many places a warning names before "and N more": the
+// API server truncates long warnings.
+const MaxNamed = 10
 
 // Conflict is an unsafe value the user set explicitly.
 type Conflict struct {
@@ -123,7 +130,7 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 		meta:        root.child("metadata", pod.Metadata != nil),
 		spec:        root.child("spec", true),
 		ex:          parseExemptions(pod),
-		res:         &Result{Profile: in.Profile.Name, Changes: make([]Change, 0, 4+4*n)},
+		res:         &Result{Profile: in.Profile.Name, Changes: make([]Change, 0, 8)},
 		hostProcess: pod.hostProcess(),
 
 		volumesInInput: pod.Spec.Volumes != nil,
@@ -257,13 +264,26 @@ func (h *hctx) warn(format string, args ...any) {
 	h.res.Warnings = append(h.res.Warnings, fmt.Sprintf(format, args...))
 }
 
-// changed records a field the engine set.
+// changed records a field the engine set. A linear scan over the few
+// fields changed so far beats a map.
 func (h *hctx) changed(control string, t *target, field string) {
-	where := "pod"
-	if t != nil {
-		where = t.where()
+	i := 0
+	for i < len(h.res.Changes) && (h.res.Changes[i].Field != field || h.res.Changes[i].Control != control) {
+		i++
 	}
-	h.res.Changes = append(h.res.Changes, Change{Control: control, Where: where, Field: field})
+	if i == len(h.res.Changes) {
+		h.res.Changes = append(h.res.Changes, Change{Control: control, Field: field,
+			Where: make([]string, 0, min(MaxNamed, len(h.targets)+1))})
+	}
+	c := &h.res.Changes[i]
+	c.Count++
+	if len(c.Where) < MaxNamed {
+		where := "pod"
+		if t != nil {
+			where = t.where()
+		}
+		c.Where = append(c.Where, where)
+	}
 }
 
 // conflict records an explicit unsafe value and returns what to do with it.
@@ -318,54 +338,29 @@ func (h *hctx) finish() *Result {
 }
 
 // summarize turns changes into one short warning per field, naming at
-// most maxNamed containers, since the API server truncates long warnings.
+// most MaxNamed places.
 func summarize(profile string, changes []Change) []string {
 	if len(changes) == 0 {
 		return nil
 	}
-	// Few distinct fields: a linear scan beats a map, and walking the
-	// changes once per field beats building a list of names per field.
-	fields := make([]string, 0, 8)
+	out := make([]string, 0, len(changes))
 	for _, c := range changes {
-		if !slices.Contains(fields, c.Field) {
-			fields = append(fields, c.Field)
-		}
-	}
-	const maxNamed = 10
-	out := make([]string, 0, len(fields))
-	for _, f := range fields {
-		n, size := 0, 48+len(profile)+len(f)
-		for _, c := range changes {
-			if c.Field == f {
-				if n < maxNamed {
-					size += len(c.Where) + 2
-				}
-				n++
-			}
+		size := 64 + len(profile) + len(c.Field)
+		for _, w := range c.Where {
+			size += len(w) + 2
 		}
 		var b strings.Builder
 		b.Grow(size)
 		b.WriteString("hardened (profile ")
 		b.WriteString(profile)
 		b.WriteString("): set ")
-		b.WriteString(f)
+		b.WriteString(c.Field)
 		b.WriteString(" on ")
-		i := 0
-		for _, c := range changes {
-			if c.Field != f {
-				continue
-			}
-			if i == maxNamed {
-				b.WriteString(" and ")
-				b.WriteString(itoa(n - maxNamed))
-				b.WriteString(" more")
-				break
-			}
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(c.Where)
-			i++
+		b.WriteString(strings.Join(c.Where, ", "))
+		if c.Count > len(c.Where) {
+			b.WriteString(" and ")
+			b.WriteString(itoa(c.Count - len(c.Where)))
+			b.WriteString(" more")
 		}
 		out = append(out, b.String())
 	}

@@ -53,14 +53,10 @@ func (m *Metrics) observe(r *mutate.Result) {
 	if m == nil {
 		return
 	}
-	// One counter update per control, not per change: a 50-container pod
-	// has 200 changes, and each labelled lookup hashes its labels.
-	counts := make(map[string]int, 8)
+	// One counter update per control and field, not per container: each
+	// labelled lookup hashes its labels.
 	for _, c := range r.Changes {
-		counts[c.Control]++
-	}
-	for control, n := range counts {
-		m.Patches.WithLabelValues(r.Profile, control).Add(float64(n))
+		m.Patches.WithLabelValues(r.Profile, c.Control).Add(float64(c.Count))
 	}
 	for _, c := range r.Conflicts {
 		m.Conflicts.WithLabelValues(c.Control, string(c.Action)).Inc()

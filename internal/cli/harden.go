@@ -81,16 +81,6 @@ type workloadResult struct {
 	ops []mutate.Operation
 }
 
-// run hardens every document of the input and returns them all.
-func (o *hardenOptions) run(cfg *profiles.Config, in io.Reader) ([]*hardened, error) {
-	var out []*hardened
-	err := o.each(cfg, in, func(h *hardened) error {
-		out = append(out, h)
-		return nil
-	})
-	return out, err
-}
-
 // each hardens the documents of the input one at a time, in order, and
 // hands each to fn: a large input is never held whole in memory.
 func (o *hardenOptions) each(cfg *profiles.Config, in io.Reader, fn func(*hardened) error) error {

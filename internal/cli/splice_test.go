@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -303,4 +304,15 @@ func TestHardenNotesLostComments(t *testing.T) {
 	if strings.Contains(errs, "note:") {
 		t.Errorf("a spliced document got a note:\n%s", errs)
 	}
+}
+
+// run hardens every document of the input and returns them all (the
+// commands stream them with each).
+func (o *hardenOptions) run(cfg *profiles.Config, in io.Reader) ([]*hardened, error) {
+	var out []*hardened
+	err := o.each(cfg, in, func(h *hardened) error {
+		out = append(out, h)
+		return nil
+	})
+	return out, err
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -160,20 +159,11 @@ func (s *splicer) lookup(tokens []string) (*yamlv3.Node, bool) {
 		if n.Style&yamlv3.FlowStyle != 0 {
 			return nil, false // inside a flow collection: no block text goes there
 		}
-		switch n.Kind {
-		case yamlv3.MappingNode:
-			if _, n = mapGet(n, t); n == nil {
-				return nil, false
-			}
-		case yamlv3.SequenceNode:
-			i, err := strconv.Atoi(t)
-			if err != nil || i < 0 || i >= len(n.Content) {
-				return nil, false
-			}
-			n = n.Content[i]
-		default:
+		i := childIndex(n, t)
+		if i < 0 {
 			return nil, false
 		}
+		n = n.Content[i]
 	}
 	return n, true
 }

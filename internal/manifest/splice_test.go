@@ -34,7 +34,7 @@ func TestSpliceAloneDeclinesOrIsRight(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		docs, _ := Read(bytesReader(src))
+		docs, _ := Read(bytes.NewReader(src))
 		for _, d := range docs {
 			if d.Err != nil || !d.fast || !d.block() {
 				continue
@@ -79,14 +79,12 @@ func TestSpliceAloneDeclinesOrIsRight(t *testing.T) {
 	t.Logf("%d spliced, %d declined", spliced, declined)
 }
 
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
-
 // The check after every splice refuses text that does not read as the
 // patched document: here the hardening lands inside a string, as the
 // first splicer did with a quoted argument running over two lines.
 func TestSpliceCheckRefusesMisplacedText(t *testing.T) {
 	src := "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: a\n    image: x\n    args: [\"--title=Build\n      #42\"]\n"
-	docs, err := Read(bytesReader([]byte(src)))
+	docs, err := Read(bytes.NewReader([]byte(src)))
 	if err != nil || len(docs) != 1 {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func (o *hardenOptions) each(cfg *profiles.Config, in io.Reader, fn func(*harden
 
 func (o *hardenOptions) hardenDoc(cfg *profiles.Config, d manifest.Document) *hardened {
 	h := &hardened{doc: d, err: d.Err}
-	if d.Err != nil {
+	if d.Err != nil || d.CommentsOnly {
 		return h
 	}
 	ws, err := manifest.Workloads(d.JSON)

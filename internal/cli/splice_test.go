@@ -237,6 +237,18 @@ spec:
 	if !strings.HasPrefix(out, want) {
 		t.Errorf("output does not start with the header and the Service as written:\n%s", out)
 	}
+	// Comments after the last document are written back too, and are no
+	// document of their own to harden, check or diff.
+	out, errs, code := runCLI(t, src+"---\n# end of file\n", "harden", "-f", "-")
+	if code != 0 || !strings.HasSuffix(out, "---\n# end of file\n") || errs == "" {
+		t.Errorf("exit %d, output:\n%s", code, out)
+	}
+	if diff, _, _ := runCLI(t, "# only a comment\n", "harden", "-f", "-", "-o", "diff"); diff != "" {
+		t.Errorf("a comment-only input diffs:\n%s", diff)
+	}
+	if chk, _, code := runCLI(t, src+"---\n# end\n", "check", "-f", "-"); code != 0 || strings.Count(chk, "\n") != 2 {
+		t.Errorf("check: exit %d:\n%s", code, chk)
+	}
 }
 
 // Layouts where text inserted by indentation alone would land inside a

@@ -39,6 +39,9 @@ type Document struct {
 	// fast: JSON was converted from node, so node and JSON agree exactly
 	// (the only case where the patch is spliced into Source).
 	fast bool
+	// CommentsOnly: the comments after a stream's last document, and
+	// nothing else (Index 0, JSON nil).
+	CommentsOnly bool
 }
 
 // Read splits a stream of YAML documents (JSON is YAML too) into JSON
@@ -81,6 +84,13 @@ func (r *Reader) Next() (*Document, error) {
 	for {
 		raw, err := r.yr.Read()
 		if errors.Is(err, io.EOF) {
+			if len(r.comments) > 0 {
+				// Comments after the last document: handed back on their
+				// own, so writing the stream back loses nothing.
+				d := &Document{Source: r.comments, CommentsOnly: true}
+				r.comments = nil
+				return d, nil
+			}
 			return nil, io.EOF
 		}
 		if err != nil {
@@ -177,6 +187,9 @@ func NewRenderer() *Renderer { return &Renderer{cache: map[string]string{}} }
 // written when that is block YAML, else rendered from its JSON (a JSON or
 // flow-style document comes out as block YAML either way).
 func (r *Renderer) Original(d *Document) ([]byte, error) {
+	if d.CommentsOnly {
+		return d.Source, nil
+	}
 	if d.block() && !d.endsInOpenBlockScalar() {
 		if len(d.Source) > 0 && d.Source[len(d.Source)-1] != '\n' {
 			return append(d.Source[:len(d.Source):len(d.Source)], '\n'), nil

@@ -342,13 +342,7 @@ func summarizeCreates(runs []*CreateRun, concurrency []int, configs []string, ro
 				continue
 			}
 			m := &CreateRun{Concurrency: conc, Webhook: which, CPUPerCreate: map[string]float64{}}
-			get := func(f func(*CreateRun) float64) float64 {
-				v := make([]float64, len(mine))
-				for i, r := range mine {
-					v[i] = f(r)
-				}
-				return median(v)
-			}
+			get := func(f func(*CreateRun) float64) float64 { return medianBy(mine, f) }
 			m.P50 = get(func(r *CreateRun) float64 { return r.P50 })
 			m.P90 = get(func(r *CreateRun) float64 { return r.P90 })
 			m.P99 = get(func(r *CreateRun) float64 { return r.P99 })
@@ -445,6 +439,15 @@ func fmtList(v []float64) string {
 		parts[i] = fmt.Sprintf("%+.2f", x)
 	}
 	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// medianBy is the median of one field over runs.
+func medianBy[T any](runs []T, field func(T) float64) float64 {
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = field(r)
+	}
+	return median(v)
 }
 
 func median(v []float64) float64 {

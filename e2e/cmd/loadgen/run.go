@@ -400,13 +400,7 @@ func combine(rs []*Result) *Result {
 	}
 	c := *rs[0]
 	c.Round = 0
-	med := func(f func(*Result) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		return median(v)
-	}
+	med := func(f func(*Result) float64) float64 { return medianBy(rs, f) }
 	c.RPS = med(func(r *Result) float64 { return r.RPS })
 	c.P50 = med(func(r *Result) float64 { return r.P50 })
 	c.P95 = med(func(r *Result) float64 { return r.P95 })

@@ -270,6 +270,10 @@ func reviewsCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	// docs/performance.md's example writes to a directory that need not exist.
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", *out, err)
+	}
 	for _, k := range kinds {
 		path := filepath.Join(*out, k.Name+".json")
 		if err := os.WriteFile(path, k.body, 0o644); err != nil {

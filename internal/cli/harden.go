@@ -252,7 +252,7 @@ func (w *hardenWriter) write(h *hardened) error {
 			w.invalid = append(w.invalid, fmt.Sprintf("%s: %v", h.name(), err))
 			return nil
 		}
-		if w.rd.Rendered > rendered && hasComments(h.doc.Source) {
+		if w.rd.Rendered > rendered && manifest.HasComments(h.doc.Source) {
 			// Say so rather than drop a user's comments silently.
 			fmt.Fprintf(w.stderr, "note: %s: rewritten from its parsed form (flow style, YAML 1.1 values or a layout the changes cannot be spliced into): its comments are not kept\n", h.name())
 		}
@@ -316,14 +316,4 @@ func tuneGCOffline() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-}
-
-// hasComments: some line of the source is a comment.
-func hasComments(src []byte) bool {
-	for _, l := range bytes.Split(src, []byte("\n")) {
-		if t := bytes.TrimSpace(l); len(t) > 0 && t[0] == '#' {
-			return true
-		}
-	}
-	return false
 }

@@ -140,12 +140,28 @@ const maxHeaderBytes = 1 << 20
 // appendComments appends the comment lines of an empty chunk.
 func appendComments(b, chunk []byte) []byte {
 	for _, l := range bytes.SplitAfter(chunk, []byte("\n")) {
-		if t := bytes.TrimSpace(l); len(t) > 0 && t[0] == '#' {
+		if isComment(l) {
 			b = append(b, bytes.TrimRight(l, "\r\n")...)
 			b = append(b, '\n')
 		}
 	}
 	return b
+}
+
+// HasComments: some line of a document's source is a comment.
+func HasComments(src []byte) bool {
+	for _, l := range bytes.Split(src, []byte("\n")) {
+		if isComment(l) {
+			return true
+		}
+	}
+	return false
+}
+
+// isComment: the line is a comment (after any indentation).
+func isComment(line []byte) bool {
+	t := bytes.TrimSpace(line)
+	return len(t) > 0 && t[0] == '#'
 }
 
 // isEmpty: only blank lines, comments and document markers.

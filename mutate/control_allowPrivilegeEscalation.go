@@ -8,8 +8,9 @@ parent (setuid binaries, file capabilities). PSS restricted requires false.
 
 Fields: containers[*].securityContext.allowPrivilegeEscalation.
 Sets: false where unset, except on a container that is privileged or adds
-SYS_ADMIN: the API server rejects that combination, so the field stays
-unset there and the privileged/capabilities conflict says why.
+CAP_SYS_ADMIN (that exact spelling; "SYS_ADMIN" gets false): the API server
+rejects that combination, so the field stays unset there and the
+privileged/capabilities conflict says why.
 Conflict: true. Enforce replaces it with false (same exception).
 */
 
@@ -29,7 +30,7 @@ func allowPrivilegeEscalation(h *hctx, t *target) {
 	case sc != nil && isTrue(sc.Privileged):
 		blocked = "the container is privileged"
 	case addsSysAdmin(t):
-		blocked = "the container adds SYS_ADMIN"
+		blocked = "the container adds CAP_SYS_ADMIN"
 	}
 	if sc != nil && isTrue(sc.AllowPrivilegeEscalation) {
 		if h.conflict(profiles.AllowPrivilegeEscalation, t, "securityContext.allowPrivilegeEscalation", "true") == profiles.ActionEnforce {

@@ -60,17 +60,29 @@ func TestControlAllowPrivilegeEscalation(t *testing.T) {
 			warnings:  []string{"containers[app]: allowPrivilegeEscalation left unset: the container is privileged"},
 		},
 		{
-			name:      "adds SYS_ADMIN: never false",
+			// The API server refuses false only next to the literal
+			// "CAP_SYS_ADMIN"; e2e TestSysAdminSpellings shows it.
+			name:      "adds SYS_ADMIN: false, which the API server accepts",
 			pod:       `{"spec":{"containers":[{"name":"app","securityContext":{"capabilities":{"add":["SYS_ADMIN"]}}}]}}`,
 			conflicts: []cf{{"capabilities", "containers[app]", warnA}},
-			want:      map[string]any{ape: absent},
-			warnings:  []string{"allowPrivilegeEscalation left unset: the container adds SYS_ADMIN"},
+			want:      map[string]any{ape: false},
+		},
+		{
+			name: "adds SYS_ADMIN under a profile allowing it: false, no conflict",
+			pod:  `{"spec":{"containers":[{"name":"app","securityContext":{"capabilities":{"add":["SYS_ADMIN"]}}},{"name":"b","securityContext":{"capabilities":{"add":["sys_admin","Cap_Sys_Admin"]}}}]}}`,
+			in: Input{Profile: profile(t, "baseline", func(p *profiles.Profile) {
+				p.AllowedCapabilities = append(p.AllowedCapabilities, "SYS_ADMIN")
+			})},
+			conflicts: []cf{{"capabilities", "containers[b]", warnA}, {"capabilities", "containers[b]", warnA}},
+			want:      map[string]any{ape: false, "spec.containers.1.securityContext.allowPrivilegeEscalation": false},
+			noPSS:     "SYS_ADMIN is allowed by this profile, not by PSS",
 		},
 		{
 			name:      "adds CAP_SYS_ADMIN: never false",
 			pod:       `{"spec":{"containers":[{"name":"app","securityContext":{"capabilities":{"add":["NET_BIND_SERVICE","CAP_SYS_ADMIN"]}}}]}}`,
 			conflicts: []cf{{"capabilities", "containers[app]", warnA}},
 			want:      map[string]any{ape: absent},
+			warnings:  []string{"containers[app]: allowPrivilegeEscalation left unset: the container adds CAP_SYS_ADMIN"},
 		},
 		{
 			name:      "adds CAP_SYS_ADMIN in an init container: never false",
@@ -123,7 +135,7 @@ func TestControlAllowPrivilegeEscalation(t *testing.T) {
 				{"allowPrivilegeEscalation", "containers[app]", warnA},
 			},
 			want:     map[string]any{ape: true, sc + ".capabilities.add": []string{"CAP_SYS_ADMIN"}},
-			warnings: []string{"cannot set false: the container adds SYS_ADMIN"},
+			warnings: []string{"cannot set false: the container adds CAP_SYS_ADMIN"},
 			check: func(t *testing.T, r *Result, out []byte) {
 				if n := r.Conflicts[1].Note; !strings.Contains(n, "API server rejects") {
 					t.Errorf("note = %q", n)

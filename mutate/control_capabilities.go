@@ -74,14 +74,18 @@ func hasCapability(list []string, c string) bool {
 }
 
 // addsSysAdmin: the API server rejects allowPrivilegeEscalation: false
-// together with an added SYS_ADMIN.
+// together with an added CAP_SYS_ADMIN, spelt exactly so: its validation
+// (ValidateSecurityContext in k8s.io/kubernetes pkg/apis/core/validation)
+// compares each entry with the string "CAP_SYS_ADMIN". "SYS_ADMIN", the
+// usual spelling, passes with false, so the field is set there as on any
+// container; leaving it unset would leave escalation allowed for nothing.
 func addsSysAdmin(t *target) bool {
 	sc := t.c.SecurityContext
 	if sc == nil || sc.Capabilities == nil {
 		return false
 	}
 	for _, c := range sc.Capabilities.Add {
-		if profiles.NormalizeCapability(c) == "SYS_ADMIN" {
+		if c == "CAP_SYS_ADMIN" {
 			return true
 		}
 	}

@@ -162,7 +162,7 @@ func TestExemptions(t *testing.T) {
 			in:       restrictedAuth(enforceA, authorized),
 			want:     map[string]any{c0 + ".capabilities": map[string]any{"add": []string{"CAP_SYS_ADMIN"}}, c0 + ".allowPrivilegeEscalation": absent},
 			ann:      map[string]any{AnnotationExempted: "capabilities@app"},
-			warnings: []string{"allowPrivilegeEscalation left unset: the container adds SYS_ADMIN"},
+			warnings: []string{"allowPrivilegeEscalation left unset: the container adds CAP_SYS_ADMIN"},
 			noPSS:    "capabilities are exempt",
 		},
 		{

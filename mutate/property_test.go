@@ -140,7 +140,8 @@ func (g *propGen) seccomp() any {
 }
 
 // capabilities returns a capabilities object (or null), and whether it adds
-// SYS_ADMIN.
+// CAP_SYS_ADMIN, the spelling the API server refuses next to
+// allowPrivilegeEscalation: false.
 func (g *propGen) capabilities(path []string) (any, bool) {
 	switch g.r.IntN(6) {
 	case 0:
@@ -167,7 +168,7 @@ func (g *propGen) capabilities(path []string) (any, bool) {
 			if g.chance(g.unsafeRate) {
 				add = append(add, c)
 				g.unsafe = true
-				sysAdmin = sysAdmin || c != "NET_ADMIN"
+				sysAdmin = sysAdmin || c == "CAP_SYS_ADMIN"
 			}
 		}
 		g.r.Shuffle(len(add), func(i, j int) { add[i], add[j] = add[j], add[i] })
@@ -215,7 +216,7 @@ func (g *propGen) containerSecurityContext(path []string) any {
 			sc.set("capabilities", caps)
 		}
 		// The API server rejects allowPrivilegeEscalation: false with
-		// privileged or SYS_ADMIN; such an input is never valid, so it is
+		// privileged or CAP_SYS_ADMIN; such an input is never valid, so it is
 		// never generated (property e checks the engine never makes it).
 		if privileged || sysAdmin {
 			switch g.r.IntN(3) {
@@ -760,7 +761,7 @@ var (
 )
 
 // propCheckAPIServerRules: no container ends up with allowPrivilegeEscalation
-// false next to privileged or an added SYS_ADMIN, and a Windows pod gains no
+// false next to privileged or an added CAP_SYS_ADMIN, and a Windows pod gains no
 // Linux-only field.
 func propCheckAPIServerRules(t *testing.T, raw, out []byte, windows bool) {
 	t.Helper()
@@ -793,7 +794,7 @@ func propCheckAPIServerRules(t *testing.T, raw, out []byte, windows bool) {
 				caps, _ := sc["capabilities"].(map[string]any)
 				add, _ := caps["add"].([]any)
 				for _, a := range add {
-					if s, _ := a.(string); profiles.NormalizeCapability(s) == "SYS_ADMIN" {
+					if s, _ := a.(string); s == "CAP_SYS_ADMIN" {
 						t.Errorf("%s: allowPrivilegeEscalation false with capabilities.add %s (the API server rejects it)", where, s)
 					}
 				}

@@ -1,6 +1,7 @@
 package mutate
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -129,7 +130,7 @@ func benchHarden(raw []byte) func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(raw)))
 		for b.Loop() {
-			r, err := Harden(raw, in)
+			r, err := Harden(context.Background(), raw, in)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -180,5 +181,52 @@ func TestBenchRatio(t *testing.T) {
 		if allocRatio > limit {
 			t.Errorf("%s: harden makes %.2fx the floor's allocations (limit %.0fx)", p.name, allocRatio, limit)
 		}
+	}
+}
+
+// benchWorst is the worst case the limits allow in the shape of the
+// security review's pod: 300 containers, each mounting MaxWritablePaths
+// paths from the pod annotation, and the profile's /tmp.
+var benchWorst = benchPod{"containers300paths64", []byte(widePod(300, MaxWritablePaths))}
+
+func BenchmarkHardenWorstCase(b *testing.B) {
+	b.Run(benchPods[0].name, benchHarden(benchPods[0].raw))
+	b.Run(benchWorst.name, benchHarden(benchWorst.raw))
+}
+
+// TestBenchWorstCase runs the worst case and the small pod in one run and
+// reports their ratio. The work must be linear in what the engine writes:
+// per byte of patch, the worst case may cost at most 2x the small pod, in
+// time and in allocations (before the fix it grew with containers times
+// paths). Timing depends on the machine: BENCH_RATIO=1 runs it.
+func TestBenchWorstCase(t *testing.T) {
+	if os.Getenv("BENCH_RATIO") != "1" {
+		t.Skip("set BENCH_RATIO=1 to compare the worst case with the small pod")
+	}
+	const limit = 2.0
+	in := Input{Profile: profile(t, "restricted")}
+	patchLen := func(raw []byte) float64 {
+		pb, err := Patch(harden(t, string(raw), in).Operations)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(len(pb))
+	}
+	small, worst := benchPods[0], benchWorst
+	sb := testing.Benchmark(benchHarden(small.raw))
+	wb := testing.Benchmark(benchHarden(worst.raw))
+	if sb.N == 0 || wb.N == 0 {
+		t.Fatalf("benchmark did not run (small N=%d, worst N=%d)", sb.N, wb.N)
+	}
+	sizeRatio := patchLen(worst.raw) / patchLen(small.raw)
+	nsRatio := float64(wb.NsPerOp()) / float64(sb.NsPerOp())
+	allocRatio := float64(wb.AllocsPerOp()) / float64(sb.AllocsPerOp())
+	t.Logf("small %d ns/op %d allocs/op | %s %d ns/op %d allocs/op | ratio time %.1f, allocs %.1f, patch size %.1f",
+		sb.NsPerOp(), sb.AllocsPerOp(), worst.name, wb.NsPerOp(), wb.AllocsPerOp(), nsRatio, allocRatio, sizeRatio)
+	if nsRatio > limit*sizeRatio {
+		t.Errorf("worst case takes %.1fx the small pod's time for %.1fx its patch (limit %.0fx per byte)", nsRatio, sizeRatio, limit)
+	}
+	if allocRatio > limit*sizeRatio {
+		t.Errorf("worst case makes %.1fx the small pod's allocations for %.1fx its patch (limit %.0fx per byte)", allocRatio, sizeRatio, limit)
 	}
 }

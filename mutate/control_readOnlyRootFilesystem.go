@@ -1,13 +1,15 @@
 package mutate
 
 import (
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"slices"
 	"strings"
 
 	"github.com/pod-hardener/pod-hardener/internal/jsonenc"
 	"github.com/pod-hardener/pod-hardener/profiles"
+	"k8s.io/apimachinery/pkg/api/resource"
+	kjson "sigs.k8s.io/json"
 )
 
 /*
@@ -50,49 +52,301 @@ func readOnlyRootFilesystem(h *hctx, t *target) {
 		t.securityContext().ReadOnlyRootFilesystem = boolp(true)
 		h.changed(profiles.ReadOnlyRootFilesystem, t, "readOnlyRootFilesystem=true")
 	}
-	paths := h.podPaths
-	if h.in.EphemeralOnly == nil {
-		if !h.containerPathAnnotations {
-			// No pod annotation names a container's writable paths: skip
-			// building the key for each container.
-		} else if extra := parsePaths(h.pod, AnnotationWritablePathPrefix+t.name(), &h.problems); len(extra) > 0 {
-			paths = append(paths[:len(paths):len(paths)], extra...)
+	w := &h.paths
+	var own []int
+	if w.container != nil {
+		own = w.container[t.name()]
+	}
+	if w.npod+len(own) == 0 {
+		return
+	}
+	// One pass over the container's mounts marks the paths it mounts
+	// already, so the work is mounts + paths, not their product.
+	clear(w.mounted)
+	for _, m := range t.c.VolumeMounts {
+		if i, ok := w.lookup(m.MountPath); ok {
+			w.mounted[i] = true
 		}
-	} else {
-		paths = h.in.Profile.WritablePaths
 	}
 	mountsExist := t.c.VolumeMounts != nil
-	for i, p := range paths {
-		if mounted(t.c.VolumeMounts, p) || slices.Contains(paths[:i], p) {
-			continue
-		}
-		name, change := h.volumeName(p)
-		if !h.ensureVolume(name) {
-			h.problems = append(h.problems, fmt.Sprintf("%s: writable path %s not mounted: volumes cannot be added to a running pod", t.where(), p))
-			continue
-		}
-		t.obj.append("volumeMounts", mountsExist, volumeMount{Name: name, MountPath: p})
-		t.c.VolumeMounts = append(t.c.VolumeMounts, volumeMountView{Name: name, MountPath: p})
-		h.changed(profiles.ReadOnlyRootFilesystem, t, change)
+	for i := 0; i < w.npod; i++ {
+		h.mountWritable(t, i, mountsExist)
+	}
+	for _, i := range own {
+		h.mountWritable(t, i, mountsExist)
 	}
 }
 
-// ensureVolume adds the emptyDir volume unless the pod has it; it reports
-// whether the volume is (now) there.
-func (h *hctx) ensureVolume(name string) bool {
-	for _, v := range h.pod.Spec.Volumes {
-		if v.Name == name {
+// mountWritable mounts writable path i in the container unless it is a
+// mount point there already.
+func (h *hctx) mountWritable(t *target, i int, mountsExist bool) {
+	if h.paths.mounted[i] {
+		return
+	}
+	p := &h.paths.list[i]
+	if !h.ensureVolume(p) {
+		h.problems = append(h.problems, fmt.Sprintf("%s: writable path %s not mounted: volumes cannot be added to a running pod", t.where(), p.path))
+		return
+	}
+	t.obj.append("volumeMounts", mountsExist, volumeMount{Name: p.volume, MountPath: p.path})
+	t.c.VolumeMounts = append(t.c.VolumeMounts, volumeMountView{Name: p.volume, MountPath: p.path})
+	h.changedAt(&p.changeAt, profiles.ReadOnlyRootFilesystem, t, p.change)
+}
+
+// writablePaths are a pod's distinct writable paths, each resolved to its
+// volume once per pod, however many containers mount it.
+type writablePaths struct {
+	list []writablePath
+	// index finds a path in a long list; a short one is scanned.
+	index map[string]int
+	// The first npod paths apply to every container: the profile's and
+	// the pod annotation's. container lists those of one container's own
+	// annotation.
+	npod      int
+	container map[string][]int
+	// named maps each entry of the annotations, valid or not, to its
+	// index in list (-1 for a bad one).
+	named map[string]int
+	// mounted marks the paths the container at hand mounts already.
+	mounted    []bool
+	mountedBuf [shortList]bool
+}
+
+type writablePath struct {
+	path   string
+	change string
+	// volume is the name of the emptyDir behind the path, once resolved.
+	volume   string
+	resolved bool
+	// changeAt indexes the path's entry in Result.Changes; -1 before one.
+	changeAt int
+}
+
+const shortList = 8
+
+func (w *writablePaths) lookup(p string) (int, bool) {
+	if w.index != nil {
+		i, ok := w.index[p]
+		return i, ok
+	}
+	for i := range w.list {
+		if w.list[i].path == p {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// add returns the path's index, adding it if new; fresh reports whether it
+// was.
+func (w *writablePaths) add(p string) (i int, fresh bool) {
+	if i, ok := w.lookup(p); ok {
+		return i, false
+	}
+	w.list = append(w.list, writablePath{path: p, change: "writable emptyDir " + p, changeAt: -1})
+	i = len(w.list) - 1
+	switch {
+	case w.index != nil:
+		w.index[p] = i
+	case len(w.list) > shortList:
+		w.index = make(map[string]int, 2*len(w.list))
+		for j := range w.list {
+			w.index[w.list[j].path] = j
+		}
+	}
+	return i, true
+}
+
+// collectWritablePaths reads the profile's writable paths and the pod's
+// annotations once. It reports false, having stopped reading, as soon as
+// the annotations name more than MaxWritablePaths distinct paths (valid or
+// not). An UPDATE of pods/ephemeralcontainers uses the profile's paths
+// only: annotations may name paths whose volumes the running pod lacks.
+func (h *hctx) collectWritablePaths() bool {
+	w := &h.paths
+	for _, p := range h.prof.WritablePaths {
+		w.add(p)
+	}
+	if h.in.EphemeralOnly == nil {
+		h.parsePaths(AnnotationWritablePaths, nil)
+	}
+	w.npod = len(w.list) // every path so far applies to every container
+	if h.in.EphemeralOnly == nil && h.hasContainerPathAnnotations() {
+		// seen[i] is the ordinal of the last container given path i, so a
+		// path named twice for one container is mounted once.
+		var seen []int
+		// In spec order, so operations come out in a stable order.
+		for n, c := range h.pod.Spec.allContainers() {
+			if len(w.named) > MaxWritablePaths {
+				break
+			}
+			h.parsePaths(AnnotationWritablePathPrefix+c.Name, func(i int) {
+				if i < w.npod {
+					return
+				}
+				for len(seen) <= i {
+					seen = append(seen, -1)
+				}
+				if seen[i] == n {
+					return
+				}
+				seen[i] = n
+				if w.container == nil {
+					w.container = map[string][]int{}
+				}
+				w.container[c.Name] = append(w.container[c.Name], i)
+			})
+		}
+	}
+	if len(w.named) > MaxWritablePaths {
+		return false
+	}
+	if len(w.list) <= shortList {
+		w.mounted = w.mountedBuf[:len(w.list)]
+	} else {
+		w.mounted = make([]bool, len(w.list))
+	}
+	return true
+}
+
+func (h *hctx) hasContainerPathAnnotations() bool {
+	for k := range h.pod.Metadata.annotationsOrNil() {
+		if strings.HasPrefix(k, AnnotationWritablePathPrefix) {
 			return true
 		}
 	}
+	return false
+}
+
+// parsePaths reads one writable-paths annotation into the pod's paths and
+// calls use with each valid path's index. An entry is checked and reported
+// once however often the annotations repeat it. Bad paths become problems
+// and are skipped; the good ones still apply. It stops past
+// MaxWritablePaths distinct entries: the pod is rejected then.
+func (h *hctx) parsePaths(key string, use func(i int)) {
+	v := h.pod.annotation(key)
+	w := &h.paths
+	if v != "" && w.named == nil {
+		w.named = map[string]int{}
+	}
+	for v != "" && len(w.named) <= MaxWritablePaths {
+		var part string
+		part, v, _ = strings.Cut(v, ",")
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		i, ok := w.named[part]
+		if !ok {
+			i = -1
+			if err := profiles.ValidateWritablePath(part); err != nil {
+				h.problems = append(h.problems, fmt.Sprintf("annotation %s: %v; ignored", key, err))
+			} else {
+				i, _ = w.add(part)
+			}
+			w.named[part] = i
+		}
+		if i >= 0 && use != nil {
+			use(i)
+		}
+	}
+}
+
+// ensureVolume makes sure the path's emptyDir volume is in the pod, adding
+// it when needed, once per pod; it reports whether the volume is there.
+// The volume's name derives from the path (volumeName). A volume of that
+// name that is not the emptyDir this profile adds belongs to the pod's
+// author (it may be a hostPath of /), so it is never mounted for a
+// writable path: the next free name, ph-...-2, -3 and so on, is used
+// instead, and a second pass finds the volume the first one added there.
+func (h *hctx) ensureVolume(p *writablePath) bool {
+	if p.resolved {
+		return p.volume != ""
+	}
+	p.resolved = true
+	base := volumeName(p.path)
+	name := base
+	for n := 2; ; n++ {
+		i, ok := h.findVolume(name)
+		if !ok {
+			break
+		}
+		if h.ownVolume(&h.pod.Spec.Volumes[i]) {
+			p.volume = name
+			return true
+		}
+		name = base + "-" + itoa(n)
+	}
 	if h.in.EphemeralOnly != nil {
 		return false
+	}
+	if name != base {
+		h.problems = append(h.problems, fmt.Sprintf("writable path %s: volume %s is not an emptyDir this profile adds; using %s instead", p.path, base, name))
 	}
 	// Whether the input had the list, not whether an earlier call made
 	// it: every new volume goes into the one new list.
 	h.spec.append("volumes", h.volumesInInput, volume{Name: name, EmptyDir: h.prof.EmptyDir})
 	h.pod.Spec.Volumes = append(h.pod.Spec.Volumes, volumeView{Name: name})
+	if h.volumeIndex != nil {
+		h.volumeIndex[name] = len(h.pod.Spec.Volumes) - 1
+	}
+	p.volume = name
 	return true
+}
+
+// findVolume returns the index of the pod's volume of that name.
+func (h *hctx) findVolume(name string) (int, bool) {
+	vs := h.pod.Spec.Volumes
+	if h.volumeIndex == nil && len(vs) > shortList {
+		h.volumeIndex = make(map[string]int, len(vs))
+		for i := range vs {
+			if _, dup := h.volumeIndex[vs[i].Name]; !dup {
+				h.volumeIndex[vs[i].Name] = i
+			}
+		}
+	}
+	if h.volumeIndex != nil {
+		i, ok := h.volumeIndex[name]
+		return i, ok
+	}
+	for i := range vs {
+		if vs[i].Name == name {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// ownVolume reports whether a volume is the emptyDir the profile adds for
+// writable paths: same medium, same size limit. The API server refuses a
+// volume with two sources, so an emptyDir is the volume's only source.
+func (h *hctx) ownVolume(v *volumeView) bool {
+	if len(v.EmptyDir) == 0 {
+		return false
+	}
+	var e struct {
+		Medium    *string         `json:"medium"`
+		SizeLimit json.RawMessage `json:"sizeLimit"`
+	}
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(v.EmptyDir, &e); err != nil {
+		return false
+	}
+	want := h.prof.EmptyDir
+	if e.Medium != nil && *e.Medium != want.Medium || e.Medium == nil && want.Medium != "" {
+		return false
+	}
+	unset := len(e.SizeLimit) == 0 || string(e.SizeLimit) == "null"
+	if want.SizeLimit == "" || unset {
+		return want.SizeLimit == "" && unset
+	}
+	// Compared as quantities: the API server writes them back in canonical
+	// form (1024Mi as 1Gi), and reinvocation must still find the volume.
+	var got resource.Quantity
+	if err := got.UnmarshalJSON(e.SizeLimit); err != nil {
+		return false
+	}
+	w, err := resource.ParseQuantity(want.SizeLimit)
+	return err == nil && got.Cmp(w) == 0
 }
 
 // volume and volumeMount are what the engine adds, as structs so the
@@ -134,30 +388,6 @@ func (m volumeMount) appendJSON(b []byte) []byte {
 	b = append(b, `,"mountPath":`...)
 	b = jsonenc.AppendString(b, m.MountPath)
 	return append(b, '}')
-}
-
-// mounted reports whether a path is a mount point already. A linear scan:
-// containers have a handful of mounts.
-func mounted(ms []volumeMountView, p string) bool {
-	for _, m := range ms {
-		if m.MountPath == p {
-			return true
-		}
-	}
-	return false
-}
-
-// volumeName is volumeName(p) and the change it makes, computed once per
-// path and pod: every container mounts the same few paths.
-func (h *hctx) volumeName(p string) (name, change string) {
-	for _, n := range h.volumeNames {
-		if n[0] == p {
-			return n[1], n[2]
-		}
-	}
-	n := [3]string{p, volumeName(p), "writable emptyDir " + p}
-	h.volumeNames = append(h.volumeNames, n)
-	return n[1], n[2]
 }
 
 // volumeName derives a DNS-1123 label from a path: readable, and with a

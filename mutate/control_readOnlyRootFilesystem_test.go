@@ -288,9 +288,102 @@ func TestVolumeNames(t *testing.T) {
 		if again := volumeName(p); again != n {
 			t.Errorf("volumeName(%q) not deterministic: %q then %q", p, n, again)
 		}
+		// The names taken when the pod has a volume of that name already.
+		if errs := validation.IsDNS1123Label(n + "-" + itoa(9999)); len(errs) != 0 {
+			t.Errorf("volumeName(%q) with a suffix: %v", p, errs)
+		}
 		if q, dup := seen[n]; dup {
 			t.Errorf("volumeName(%q) = volumeName(%q) = %q", p, q, n)
 		}
 		seen[n] = p
 	}
+}
+
+// A volume named as the engine would name its emptyDir, but with another
+// source (here a hostPath of /), belongs to the pod's author: it is never
+// mounted for a writable path. The engine's volume takes the next free
+// name, which a second pass recognises (ctlRun checks the second pass is
+// empty).
+func TestWritableVolumeNameTaken(t *testing.T) {
+	const c0, c1 = "spec.containers.0", "spec.containers.1"
+	tmp := volumeName("/tmp")
+	hostRoot := `{"name":"` + tmp + `","hostPath":{"path":"/"}}`
+	notMounted := func(name string) func(t *testing.T, r *Result, out []byte) {
+		return func(t *testing.T, r *Result, out []byte) {
+			t.Helper()
+			for _, c := range []string{c0, c1} {
+				for p, v := range rorfsMounts(t, out, c) {
+					if v == name && p == "/tmp" {
+						t.Errorf("%s mounts the pod's own volume %s at %s", c, name, p)
+					}
+				}
+			}
+		}
+	}
+	sized := func(limit string) Input {
+		return Input{Profile: profile(t, "restricted", func(p *profiles.Profile) { p.EmptyDir = profiles.EmptyDir{SizeLimit: limit} })}
+	}
+	ctlRun(t, []ctlCase{
+		{
+			name: "hostPath of / under the engine's name: a new emptyDir beside it",
+			pod:  `{"spec":{"volumes":[` + hostRoot + `],"containers":[{"name":"app"},{"name":"side"}]}}`,
+			want: map[string]any{
+				"spec.volumes.0":     map[string]any{"name": tmp, "hostPath": map[string]any{"path": "/"}},
+				"spec.volumes.1":     map[string]any{"name": tmp + "-2", "emptyDir": map[string]any{}},
+				"spec.volumes.2":     absent,
+				c0 + ".volumeMounts": []any{map[string]any{"name": tmp + "-2", "mountPath": "/tmp"}},
+			},
+			warnings: []string{"writable path /tmp: volume " + tmp + " is not an emptyDir this profile adds; using " + tmp + "-2 instead"},
+			noPSS:    "the pod keeps its own hostPath volume: no control removes volumes",
+			check: both(notMounted(tmp),
+				rorfsWantMounts(c1, map[string]string{"/tmp": tmp + "-2"})),
+		},
+		{
+			name:  "an emptyDir of another medium is not the engine's either",
+			pod:   `{"spec":{"volumes":[{"name":"` + tmp + `","emptyDir":{"medium":"Memory"}}],"containers":[{"name":"app"}]}}`,
+			want:  map[string]any{"spec.volumes.1": map[string]any{"name": tmp + "-2", "emptyDir": map[string]any{}}},
+			check: rorfsWantMounts(c0, map[string]string{"/tmp": tmp + "-2"}),
+		},
+		{
+			name:  "the engine's name and the next both taken: the one after",
+			pod:   `{"spec":{"volumes":[` + hostRoot + `,{"name":"` + tmp + `-2","configMap":{"name":"x"}}],"containers":[{"name":"app"}]}}`,
+			want:  map[string]any{"spec.volumes.2": map[string]any{"name": tmp + "-3", "emptyDir": map[string]any{}}},
+			check: rorfsWantMounts(c0, map[string]string{"/tmp": tmp + "-3"}),
+			noPSS: "the pod keeps its own hostPath volume: no control removes volumes",
+		},
+		{
+			name:  "the engine's own emptyDir is reused",
+			pod:   `{"spec":{"volumes":[{"name":"` + tmp + `","emptyDir":{}}],"containers":[{"name":"app"}]}}`,
+			want:  map[string]any{"spec.volumes.1": absent},
+			check: rorfsWantMounts(c0, map[string]string{"/tmp": tmp}),
+		},
+		{
+			name:  "a size limit compares as a quantity, as the API server writes it back",
+			pod:   `{"spec":{"volumes":[{"name":"` + tmp + `","emptyDir":{"sizeLimit":"1Gi"}}],"containers":[{"name":"app"}]}}`,
+			in:    sized("1024Mi"),
+			want:  map[string]any{"spec.volumes.1": absent},
+			check: rorfsWantMounts(c0, map[string]string{"/tmp": tmp}),
+		},
+		{
+			name:  "another size limit is another volume",
+			pod:   `{"spec":{"volumes":[{"name":"` + tmp + `","emptyDir":{"sizeLimit":"2Gi"}}],"containers":[{"name":"app"}]}}`,
+			in:    sized("1Gi"),
+			want:  map[string]any{"spec.volumes.1": map[string]any{"name": tmp + "-2", "emptyDir": map[string]any{"sizeLimit": "1Gi"}}},
+			check: rorfsWantMounts(c0, map[string]string{"/tmp": tmp + "-2"}),
+		},
+		{
+			name:       "EphemeralOnly: the pod's own volume is not mounted",
+			pod:        `{"spec":{"volumes":[` + hostRoot + `],"containers":[{"name":"app","volumeMounts":[{"name":"` + tmp + `","mountPath":"/host"}]}],"ephemeralContainers":[{"name":"dbg"}]}}`,
+			in:         Input{Profile: profile(t, "restricted"), EphemeralOnly: map[string]bool{"dbg": true}},
+			want:       map[string]any{"spec.ephemeralContainers.0.volumeMounts": absent},
+			warnings:   []string{"ephemeralContainers[dbg]: writable path /tmp not mounted: volumes cannot be added to a running pod"},
+			noWarnings: []string{"instead"},
+		},
+		{
+			name:  "EphemeralOnly: the engine's volume under the next name is found",
+			pod:   `{"spec":{"volumes":[` + hostRoot + `,{"name":"` + tmp + `-2","emptyDir":{}}],"containers":[{"name":"app"}],"ephemeralContainers":[{"name":"dbg"}]}}`,
+			in:    Input{Profile: profile(t, "restricted"), EphemeralOnly: map[string]bool{"dbg": true}},
+			check: rorfsWantMounts("spec.ephemeralContainers.0", map[string]string{"/tmp": tmp + "-2"}),
+		},
+	})
 }

@@ -5,6 +5,7 @@
 package mutate
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -74,6 +75,8 @@ type Result struct {
 	// Denied is true when the pod must be rejected; Message says why.
 	Denied  bool
 	Message string
+	// patchSize bounds the encoded size of Operations from above.
+	patchSize int
 }
 
 // hctx is the state of one hardening pass.
@@ -92,28 +95,32 @@ type hctx struct {
 	windows bool
 	// hostProcess: a Windows HostProcess pod, which runs as a node account.
 	hostProcess bool
-	// podPaths are writable paths from the profile and the pod annotation.
-	podPaths []string
+	// paths are the pod's writable paths and the volumes behind them.
+	paths writablePaths
 	// volumesInInput: spec.volumes is present and not null in the input.
 	volumesInInput bool
-	// volumeNames caches volumeName by path: {path, name, change}.
-	volumeNames [][3]string
-	// containerPathAnnotations: some annotation starts with
-	// AnnotationWritablePathPrefix.
-	containerPathAnnotations bool
-	problems                 []string
+	// volumeIndex finds a volume by name in a pod with many of them.
+	volumeIndex map[string]int
+	problems    []string
 }
 
-// Harden runs the profile's controls over the raw pod.
-func Harden(raw []byte, in Input) (*Result, error) {
+// MaxPatchBytes caps the patch for one pod. Real pods need a few KiB; 300
+// containers each mounting 64 writable paths need about 1 MiB. The engine
+// counts an upper bound of the encoded patch as it builds it and rejects
+// the pod once that passes the cap, so no pod makes it build more.
+const MaxPatchBytes = 4 << 20
+
+// Harden runs the profile's controls over the raw pod. It stops with the
+// context's error when ctx is done (the API server gave up on the request).
+func Harden(ctx context.Context, raw []byte, in Input) (*Result, error) {
 	pod, err := decodePod(raw)
 	if err != nil {
 		return nil, err
 	}
-	return hardenPod(pod, in)
+	return hardenPod(ctx, pod, in)
 }
 
-func hardenPod(pod *podView, in Input) (*Result, error) {
+func hardenPod(ctx context.Context, pod *podView, in Input) (*Result, error) {
 	if in.Profile == nil {
 		return nil, fmt.Errorf("no profile given")
 	}
@@ -123,20 +130,21 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 	b := &ops{list: make([]Operation, 0, 8+2*n)}
 	root := newObj(b, in.Prefix, true, nil, "")
 	h := &hctx{
-		in:          in,
-		pod:         pod,
-		prof:        in.Profile,
-		b:           b,
-		meta:        root.child("metadata", pod.Metadata != nil),
-		spec:        root.child("spec", true),
-		ex:          parseExemptions(pod),
-		res:         &Result{Profile: in.Profile.Name, Changes: make([]Change, 0, 8)},
-		hostProcess: pod.hostProcess(),
+		in:      in,
+		pod:     pod,
+		prof:    in.Profile,
+		b:       b,
+		meta:    root.child("metadata", pod.Metadata != nil),
+		spec:    root.child("spec", true),
+		ex:      parseExemptions(pod),
+		res:     &Result{Profile: in.Profile.Name, Changes: make([]Change, 0, 8)},
+		windows: pod.windows(),
 
 		volumesInInput: pod.Spec.Volumes != nil,
 	}
+	h.hostProcess = pod.hostProcess()
 	// A HostProcess pod is Windows even without spec.os.
-	h.windows = pod.windows() || h.hostProcess
+	h.windows = h.windows || h.hostProcess
 	h.podSC = h.spec.child("securityContext", pod.Spec.SecurityContext != nil)
 	h.targets = targets(pod.Spec, h.spec, in.EphemeralOnly)
 	h.problems = append(h.problems, h.ex.problems...)
@@ -160,24 +168,28 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 		return h.finish(), nil
 	}
 	if in.EphemeralOnly == nil {
-		h.podPaths = append(append([]string(nil), in.Profile.WritablePaths...), parsePaths(pod, AnnotationWritablePaths, &h.problems)...)
 		h.checkContainerAnnotations()
-		for k := range pod.Metadata.annotationsOrNil() {
-			if strings.HasPrefix(k, AnnotationWritablePathPrefix) {
-				h.containerPathAnnotations = true
-				break
-			}
-		}
 	}
+	if !h.collectWritablePaths() {
+		return h.reject("its annotations %s and %s<container> name more than %d writable paths, the most a pod may have",
+			AnnotationWritablePaths, AnnotationWritablePathPrefix, MaxWritablePaths), nil
+	}
+	done := ctx.Done()
 	for _, c := range ordered() {
 		if !h.prof.Enabled(c.name) || (c.linuxOnly && h.windows) {
 			continue
 		}
 		if c.pod != nil && !h.ex.exempt(c.name, nil) {
+			if r, err := h.interrupted(ctx, done); r != nil || err != nil {
+				return r, err
+			}
 			c.pod(h)
 		}
 		if c.container != nil {
 			for _, t := range h.targets {
+				if r, err := h.interrupted(ctx, done); r != nil || err != nil {
+					return r, err
+				}
 				if !h.ex.exempt(c.name, t) {
 					c.container(h, t)
 				}
@@ -189,14 +201,62 @@ func hardenPod(pod *podView, in Input) (*Result, error) {
 		h.annotate(AnnotationHardened, in.Profile.Name)
 		if len(h.res.Exempted) > 0 {
 			h.annotate(AnnotationExempted, strings.Join(h.res.Exempted, ","))
-		} else if _, ok := h.pod.Metadata.annotationsOrNil()[AnnotationExempted]; ok {
-			// The audit annotation is ours: a user-written one claiming an
-			// exemption that was not honoured would mislead an audit.
-			h.b.remove(h.meta.at() + "/annotations/" + escape(AnnotationExempted))
-			h.warn("annotation %s removed: no exemption was honoured", AnnotationExempted)
+		} else {
+			// A user-written one claiming an exemption that was not
+			// honoured would mislead an audit.
+			h.removeAnnotation(AnnotationExempted, "no exemption was honoured")
 		}
 	}
+	if r, err := h.interrupted(ctx, done); r != nil || err != nil {
+		return r, err
+	}
 	return h.finish(), nil
+}
+
+// interrupted stops a pass whose request is gone (the API server gave up:
+// an error) or whose patch has outgrown MaxPatchBytes (a rejection). It is
+// checked before each control and container: a non-blocking receive, cheap
+// next to the work, and frequent enough that neither runs on for long.
+func (h *hctx) interrupted(ctx context.Context, done <-chan struct{}) (*Result, error) {
+	select {
+	case <-done:
+		return nil, fmt.Errorf("hardening %s stopped: %w", h.pod.describe(), context.Cause(ctx))
+	default:
+	}
+	if h.b.size > MaxPatchBytes {
+		return h.reject("hardening it would take a patch over %d MiB: too many containers, or containers times writable paths", MaxPatchBytes>>20), nil
+	}
+	return nil, nil
+}
+
+// MaxWritablePaths caps the distinct writable paths a pod's annotations
+// name, counted across pod-hardener.io/writable-paths and every
+// writable-paths.pod-hardener.io/<container>. Each path is an emptyDir
+// volume and a mount in every container it applies to; real pods name a
+// handful (/tmp, a cache, a run directory).
+const MaxWritablePaths = 64
+
+// reject denies the pod for a reason of its own shape, before or instead
+// of hardening it: nothing is changed.
+func (h *hctx) reject(format string, args ...any) *Result {
+	r := h.res
+	r.Denied = true
+	r.Message = h.pod.describe() + " rejected: " + fmt.Sprintf(format, args...)
+	r.Operations = nil
+	r.Changes = nil
+	r.Conflicts = nil
+	r.Warnings = append(r.Warnings, h.problems...)
+	return r
+}
+
+// removeAnnotation removes one of the engine's own audit annotations that
+// the pod carries although the engine did not write it, saying why.
+func (h *hctx) removeAnnotation(key, why string) {
+	if _, ok := h.pod.Metadata.annotationsOrNil()[key]; !ok {
+		return
+	}
+	h.b.remove(h.meta.at() + "/annotations/" + escape(key))
+	h.warn("annotation %s removed: %s", key, why)
 }
 
 // checkContainerAnnotations reports per-container writable-path annotations
@@ -264,9 +324,9 @@ func (h *hctx) warn(format string, args ...any) {
 	h.res.Warnings = append(h.res.Warnings, fmt.Sprintf(format, args...))
 }
 
-// changed records a field the engine set. A linear scan over the few
-// fields changed so far beats a map.
-func (h *hctx) changed(control string, t *target, field string) {
+// changed records a field the engine set and returns its entry's index. A
+// linear scan over the few fields changed so far beats a map.
+func (h *hctx) changed(control string, t *target, field string) int {
 	i := 0
 	for i < len(h.res.Changes) && (h.res.Changes[i].Field != field || h.res.Changes[i].Control != control) {
 		i++
@@ -283,6 +343,22 @@ func (h *hctx) changed(control string, t *target, field string) {
 			where = t.where()
 		}
 		c.Where = append(c.Where, where)
+	}
+	return i
+}
+
+// changedAt is changed for a field whose entry the caller remembers in
+// *at (-1 before the first): the writable paths of a pod, up to
+// MaxWritablePaths of them, each set in every container.
+func (h *hctx) changedAt(at *int, control string, t *target, field string) {
+	if *at < 0 {
+		*at = h.changed(control, t, field)
+		return
+	}
+	c := &h.res.Changes[*at]
+	c.Count++
+	if len(c.Where) < MaxNamed {
+		c.Where = append(c.Where, t.where())
 	}
 }
 
@@ -311,6 +387,7 @@ func (h *hctx) cannotEnforce(note string) {
 func (h *hctx) finish() *Result {
 	r := h.res
 	r.Operations = h.b.list
+	r.patchSize = h.b.size
 	var denied []string
 	for _, c := range r.Conflicts {
 		switch c.Action {

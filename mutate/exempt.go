@@ -131,25 +131,3 @@ func exemptionHint(control string, t *target) string {
 	}
 	return fmt.Sprintf("%s%s: %q", AnnotationExemptContainerPrefix, t.name(), control)
 }
-
-// parsePaths reads one writable-paths annotation; bad paths become
-// problems and are skipped, the good ones still apply.
-func parsePaths(p *podView, key string, problems *[]string) []string {
-	v := p.annotation(key)
-	if v == "" {
-		return nil
-	}
-	var out []string
-	for _, part := range strings.Split(v, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		if err := profiles.ValidateWritablePath(part); err != nil {
-			*problems = append(*problems, fmt.Sprintf("annotation %s: %v; ignored", key, err))
-			continue
-		}
-		out = append(out, part)
-	}
-	return out
-}

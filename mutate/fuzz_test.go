@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
@@ -19,7 +20,8 @@ import (
 //   - on error it returns no result;
 //   - a denied pod has no operations;
 //   - on success the input is a JSON object, the patch applies to it with
-//     evanphx/json-patch, and a second pass over the output is empty.
+//     evanphx/json-patch, and a second pass over the output is empty;
+//   - the patch is no longer than the bound the engine counted for it.
 //
 // The seeds below and in testdata/fuzz/FuzzHarden run with every `go test`;
 // explore further with
@@ -82,6 +84,8 @@ var fuzzSeeds = []string{
 	`{"metadata":"x","spec":{}}`,
 	`{"metadata":{"annotations":{"a":1}},"spec":{}}`,
 	`{"spec":{"volumes":{"name":"v"},"containers":[{"name":"a"}]}}`,
+	// Volumes named as the engine names its own, with other sources.
+	`{"metadata":{"annotations":{"pod-hardener.io/writable-paths":"/tmp,/var/run"}},"spec":{"volumes":[{"name":"ph-tmp-29f1fc7b","hostPath":{"path":"/"}},{"name":"ph-tmp-29f1fc7b-2","emptyDir":{"medium":"Memory","sizeLimit":"1Gi"}},{"name":"ph-var-run-30b81589","emptyDir":{"sizeLimit":7}}],"containers":[{"name":"a"}],"ephemeralContainers":[{"name":"debug"}]}}`,
 	// Escapes and odd strings.
 	`{"sp\u0065c":{"containers":[{"n\u0061me":"\u00e9","securityContext":{}}]}}`,
 	`{"metadata":{"annotations":{"pod-hardener.io/writable-paths":"/\u0000,/a:b,/ok"}},"spec":{"containers":[{"name":"a/b~c"}]}}`,
@@ -91,7 +95,7 @@ const plainPodForFuzz = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web
 
 func fuzzCheck(t *testing.T, data []byte, in Input) {
 	t.Helper()
-	res, err := Harden(data, in)
+	res, err := Harden(context.Background(), data, in)
 	if err != nil {
 		if res != nil {
 			t.Fatalf("error %v, yet a result: %+v", err, res)
@@ -114,6 +118,9 @@ func fuzzCheck(t *testing.T, data []byte, in Input) {
 	if err != nil {
 		t.Fatalf("encoding the patch: %v", err)
 	}
+	if len(pb) > max(res.patchSize, 2) {
+		fuzzFail(t, data, "patch of %d bytes, over the engine's bound of %d (MaxPatchBytes relies on it)", len(pb), res.patchSize)
+	}
 	patch, err := jsonpatch.DecodePatch(pb)
 	if err != nil {
 		t.Fatalf("the patch does not decode: %v\n%s", err, pb)
@@ -123,7 +130,7 @@ func fuzzCheck(t *testing.T, data []byte, in Input) {
 		fuzzFail(t, data, "the patch does not apply: %v\npatch %s", err, pb)
 		return
 	}
-	res2, err := Harden(out, in)
+	res2, err := Harden(context.Background(), out, in)
 	if err != nil {
 		fuzzFail(t, data, "the engine cannot read its own output: %v\noutput %s", err, out)
 		return

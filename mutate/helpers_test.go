@@ -1,6 +1,7 @@
 package mutate
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func harden(t testing.TB, raw string, in Input) *Result {
 	if in.Profile == nil {
 		in.Profile = profile(t, "restricted")
 	}
-	r, err := Harden([]byte(raw), in)
+	r, err := Harden(context.Background(), []byte(raw), in)
 	if err != nil {
 		t.Fatalf("Harden: %v", err)
 	}

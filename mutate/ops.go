@@ -152,15 +152,67 @@ func escape(s string) string {
 // ops collects operations in the order the controls produce them.
 type ops struct {
 	list []Operation
+	// size bounds the encoded patch from above as it grows, so the engine
+	// stops at MaxPatchBytes instead of building a patch of any size.
+	size int
 }
 
+// opOverhead is what an operation costs besides its path and value:
+// {"op":"replace","path":,"value":},
+const opOverhead = 36
+
 func (b *ops) add(path string, v any) {
+	b.size += opOverhead + stringSize(path) + valueSize(v)
 	b.list = append(b.list, Operation{Op: "add", Path: path, Value: v})
 }
 func (b *ops) replace(path string, v any) {
+	b.size += opOverhead + stringSize(path) + valueSize(v)
 	b.list = append(b.list, Operation{Op: "replace", Path: path, Value: v})
 }
-func (b *ops) remove(path string) { b.list = append(b.list, Operation{Op: "remove", Path: path}) }
+func (b *ops) remove(path string) {
+	b.size += opOverhead + stringSize(path)
+	b.list = append(b.list, Operation{Op: "remove", Path: path})
+}
+
+// valueSize bounds a value's encoding from above. Objects and lists the
+// engine creates count as empty here: their members are counted as they are
+// set (obj.set, obj.append).
+func valueSize(v any) int {
+	switch x := v.(type) {
+	case bool:
+		return 5
+	case string:
+		return stringSize(x)
+	case int64, int:
+		return 20
+	case volume:
+		return 45 + stringSize(x.Name) + stringSize(x.EmptyDir.Medium) + stringSize(x.EmptyDir.SizeLimit)
+	case volumeMount:
+		return 22 + stringSize(x.Name) + stringSize(x.MountPath)
+	case []string:
+		n := 2
+		for _, s := range x {
+			n += stringSize(s) + 1
+		}
+		return n
+	}
+	return 32 // map[string]any{"type": ...}, and new objects and lists
+}
+
+// stringSize bounds a JSON string's length: printable ASCII other than
+// "\<>& is written as is; any other byte takes at most six (\u003c).
+func stringSize(s string) int {
+	n := 2
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			n += 6
+		} else {
+			n++
+		}
+	}
+	return n
+}
 
 // obj is an object in the pod that the engine may add fields to. When it
 // does not exist (absent or null), the first field set creates it with one
@@ -237,6 +289,7 @@ func (o *obj) set(key string, v any) {
 		o.fields.keys, o.fields.vals = o.fields.kbuf[:0], o.fields.vbuf[:0]
 		o.parent.set(o.key, o.fields)
 	}
+	o.b.size += len(key) + 4 + valueSize(v)
 	o.fields.keys = append(o.fields.keys, key)
 	o.fields.vals = append(o.fields.vals, v)
 }
@@ -256,10 +309,12 @@ func (o *obj) append(key string, exists bool, v any) {
 	}
 	for _, nl := range o.lists {
 		if nl.key == key {
+			o.b.size += 1 + valueSize(v)
 			nl.l.items = append(nl.l.items, v)
 			return
 		}
 	}
+	o.b.size += valueSize(v)
 	l := &list{}
 	l.items = append(l.buf[:0], v)
 	if o.lists == nil {

@@ -74,6 +74,9 @@ type podSCView struct {
 
 type volumeView struct {
 	Name string `json:"name"`
+	// EmptyDir is read only for a volume whose name the engine would give
+	// its own, and kept raw so no other pod's emptyDir can fail decoding.
+	EmptyDir json.RawMessage `json:"emptyDir"`
 }
 
 type containerView struct {

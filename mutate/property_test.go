@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -527,7 +528,7 @@ func TestPropertyHarden(t *testing.T) {
 func propCheck(t *testing.T, raw []byte, g *propGen, m propMode, counts *propCounts) {
 	counts.checked++
 	in := Input{Profile: m.prof}
-	r1, err := Harden(raw, in)
+	r1, err := Harden(context.Background(), raw, in)
 	if err != nil {
 		t.Fatalf("Harden: %v", err)
 	}
@@ -537,7 +538,7 @@ func propCheck(t *testing.T, raw []byte, g *propGen, m propMode, counts *propCou
 
 	// (a) The patch applies, and the engine is deterministic: a second run
 	// gives the same patch, the same messages and the same output.
-	r2, err := Harden(raw, in)
+	r2, err := Harden(context.Background(), raw, in)
 	if err != nil {
 		t.Fatalf("Harden (second run): %v", err)
 	}
@@ -545,6 +546,11 @@ func propCheck(t *testing.T, raw []byte, g *propGen, m propMode, counts *propCou
 	p2, _ := Patch(r2.Operations)
 	if !bytes.Equal(p1, p2) {
 		t.Fatalf("not deterministic:\n%s\n%s", p1, p2)
+	}
+	// The bound the engine counts while building is what MaxPatchBytes
+	// is checked against.
+	if len(p1) > max(r1.patchSize, 2) {
+		t.Fatalf("patch of %d bytes, over the engine's bound of %d", len(p1), r1.patchSize)
 	}
 	if !reflect.DeepEqual(r1.Conflicts, r2.Conflicts) || !reflect.DeepEqual(r1.Warnings, r2.Warnings) {
 		t.Fatalf("messages not deterministic:\n%q\n%q", r1.Warnings, r2.Warnings)
@@ -593,7 +599,7 @@ func propCheck(t *testing.T, raw []byte, g *propGen, m propMode, counts *propCou
 	}
 
 	// (c) Reinvocation: a second pass over the output changes nothing.
-	r3, err := Harden(out, in)
+	r3, err := Harden(context.Background(), out, in)
 	if err != nil {
 		t.Fatalf("Harden on its own output: %v\n%s", err, out)
 	}
@@ -676,7 +682,7 @@ func propCheckInjectedSidecar(t *testing.T, out []byte, in Input, windows bool) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Harden(injected, in)
+	r, err := Harden(context.Background(), injected, in)
 	if err != nil {
 		t.Fatalf("Harden after sidecar injection: %v", err)
 	}
@@ -922,7 +928,7 @@ func propNoConflictPassesRestricted(t *testing.T, raw string) string {
 // propPatchApplies: PRODUCT.md, the webhook returns an RFC 6902 patch of
 // the pod it was given.
 func propPatchApplies(t *testing.T, raw string) string {
-	r, err := Harden([]byte(raw), Input{Profile: profile(t, "restricted")})
+	r, err := Harden(context.Background(), []byte(raw), Input{Profile: profile(t, "restricted")})
 	if err != nil {
 		return ""
 	}
@@ -996,7 +1002,7 @@ func TestPropertyReviewPodEqualsReview(t *testing.T) {
 	for i := 0; i < n; i++ {
 		g := &propGen{r: rand.New(rand.NewPCG(seed, uint64(i)))}
 		raw := g.pod()
-		want, werr := Review(cfg, raw, facts, Options{})
+		want, werr := Review(context.Background(), cfg, raw, facts, Options{})
 		var doc struct {
 			Object *Pod `json:"object"`
 		}
@@ -1007,7 +1013,7 @@ func TestPropertyReviewPodEqualsReview(t *testing.T) {
 			}
 			continue
 		}
-		got, gerr := ReviewPod(cfg, doc.Object, facts, Options{})
+		got, gerr := ReviewPod(context.Background(), cfg, doc.Object, facts, Options{})
 		if (gerr == nil) != (werr == nil) {
 			t.Errorf("pod %d: ReviewPod error %v, Review error %v", i, gerr, werr)
 			continue

@@ -1,6 +1,8 @@
 package mutate
 
 import (
+	"context"
+
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
@@ -14,31 +16,32 @@ type Options struct {
 }
 
 // Review is the whole decision for one pod, shared by the webhook and the
-// CLI: decode, authorize exemptions, select the profile, harden.
-func Review(cfg *profiles.Config, raw []byte, f profiles.Facts, o Options) (*Result, error) {
+// CLI: decode, authorize exemptions, select the profile, harden. It stops
+// with the context's error when ctx is done.
+func Review(ctx context.Context, cfg *profiles.Config, raw []byte, f profiles.Facts, o Options) (*Result, error) {
 	pod, err := decodePod(raw)
 	if err != nil {
 		return nil, err
 	}
-	return review(cfg, pod, f, o)
+	return review(ctx, cfg, pod, f, o)
 }
 
 // ReviewPod is Review for a pod decoded as part of another document. The
 // engine changes the pod's views as it goes: a Pod is reviewed once.
-func ReviewPod(cfg *profiles.Config, pod *Pod, f profiles.Facts, o Options) (*Result, error) {
+func ReviewPod(ctx context.Context, cfg *profiles.Config, pod *Pod, f profiles.Facts, o Options) (*Result, error) {
 	if err := pod.check(); err != nil {
 		return nil, err
 	}
-	return review(cfg, &pod.podView, f, o)
+	return review(ctx, cfg, &pod.podView, f, o)
 }
 
-func review(cfg *profiles.Config, pod *podView, f profiles.Facts, o Options) (*Result, error) {
+func review(ctx context.Context, cfg *profiles.Config, pod *podView, f profiles.Facts, o Options) (*Result, error) {
 	auth := cfg.AuthorizeExemptions(f)
 	if o.ForceExemptions {
 		auth = profiles.Authorization{Allowed: true, Why: "exemptions allowed by --allow-exemptions"}
 	}
 	sel := cfg.Select(f, pod.annotation(profiles.AnnotationProfile), auth)
-	res, err := hardenPod(pod, Input{
+	res, err := hardenPod(ctx, pod, Input{
 		Profile:        sel.Profile,
 		Auth:           auth,
 		OnUnauthorized: cfg.Exemptions.OnUnauthorized,

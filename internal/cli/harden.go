@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,7 +138,9 @@ func (o *hardenOptions) hardenDoc(cfg *profiles.Config, d manifest.Document) *ha
 		if o.profile != "" {
 			facts.NamespaceLabels = withLabel(o.namespaceLabels, profiles.LabelProfile, o.profile)
 		}
-		res, err := mutate.Review(cfg, w.Pod, facts, mutate.Options{Prefix: w.Pointer, ForceExemptions: o.allowExemptions})
+		// Offline, nothing cancels a run but an interrupt, which ends the
+		// process.
+		res, err := mutate.Review(context.Background(), cfg, w.Pod, facts, mutate.Options{Prefix: w.Pointer, ForceExemptions: o.allowExemptions})
 		if err != nil {
 			h.err = fmt.Errorf("%s: %w", w.Header.ID(), err)
 			return h

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -45,7 +46,7 @@ func TestSpliceAloneDeclinesOrIsRight(t *testing.T) {
 			}
 			var all []mutate.Operation
 			for _, w := range ws {
-				res, err := mutate.Review(cfg, w.Pod, profiles.Facts{Namespace: "apps", NamespaceKnown: true}, mutate.Options{Prefix: w.Pointer})
+				res, err := mutate.Review(context.Background(), cfg, w.Pod, profiles.Facts{Namespace: "apps", NamespaceKnown: true}, mutate.Options{Prefix: w.Pointer})
 				if err != nil {
 					t.Fatalf("%s: %v", f, err)
 				}

@@ -106,7 +106,7 @@ func hbRestricted() *profiles.Profile {
 // hbHarden applies the engine's operations for the restricted profile to
 // a raw pod.
 func hbHarden(raw []byte, prof *profiles.Profile) ([]byte, *mutate.Result, error) {
-	res, err := mutate.Harden(raw, mutate.Input{Profile: prof, OnUnauthorized: profiles.ActionWarn})
+	res, err := mutate.Harden(context.Background(), raw, mutate.Input{Profile: prof, OnUnauthorized: profiles.ActionWarn})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -382,7 +382,7 @@ func TestStockAndOursAgree(t *testing.T) {
 			} else if equality.Semantic.DeepEqual(op, orig) {
 				t.Errorf("the pod was not changed: patch %s", or.Patch)
 			}
-			res, err := mutate.Harden(oraw, mutate.Input{Profile: hbRestricted()})
+			res, err := mutate.Harden(context.Background(), oraw, mutate.Input{Profile: hbRestricted()})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -126,9 +126,9 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	var res *mutate.Result
 	var err error
 	if r.Pod != nil {
-		res, err = mutate.ReviewPod(cfg, r.Pod, facts, opts)
+		res, err = mutate.ReviewPod(ctx, cfg, r.Pod, facts, opts)
 	} else {
-		res, err = mutate.Review(cfg, r.Object, facts, opts)
+		res, err = mutate.Review(ctx, cfg, r.Object, facts, opts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hardening %s: %w", describe(r), err)

@@ -153,7 +153,7 @@ func TestHandlerPatchEqualsEngineAndIsIdempotent(t *testing.T) {
 		t.Fatalf("response %+v", resp)
 	}
 	got := applyPatch(t, futurePod, resp.Patch)
-	want, err := mutate.Harden([]byte(futurePod), mutate.Input{Profile: e.decider.Config().DefaultProfileResolved()})
+	want, err := mutate.Harden(context.Background(), []byte(futurePod), mutate.Input{Profile: e.decider.Config().DefaultProfileResolved()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ package main
 // the API server would on a reinvocation.
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -172,7 +173,7 @@ func reviewBody(pod []byte) []byte { return admissiontest.CreateReview(pod, "", 
 // review namespace) to a raw pod and serializes the result through
 // corev1.Pod, as the API server stores and re-sends it.
 func hardenRaw(cfg *profiles.Config, raw []byte) ([]byte, error) {
-	res, err := mutate.Review(cfg, raw, profiles.Facts{Namespace: reviewNamespace, NamespaceKnown: true,
+	res, err := mutate.Review(context.Background(), cfg, raw, profiles.Facts{Namespace: reviewNamespace, NamespaceKnown: true,
 		User: "system:serviceaccount:kube-system:replicaset-controller"}, mutate.Options{})
 	if err != nil {
 		return nil, err

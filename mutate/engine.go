@@ -92,6 +92,8 @@ type hctx struct {
 	targets []*target
 	ex      *exemptions
 	res     *Result
+	// windows: spec.os.name is windows, the only thing that makes a pod
+	// Windows for the API server; anything else runs on Linux nodes.
 	windows bool
 	// hostProcess: a Windows HostProcess pod, which runs as a node account.
 	hostProcess bool
@@ -142,9 +144,13 @@ func hardenPod(ctx context.Context, pod *podView, in Input) (*Result, error) {
 
 		volumesInInput: pod.Spec.Volumes != nil,
 	}
-	h.hostProcess = pod.hostProcess()
-	// A HostProcess pod is Windows even without spec.os.
-	h.windows = h.windows || h.hostProcess
+	// hostProcess means something only on Windows: a Linux node ignores it,
+	// so on any other pod it must not switch off a single control.
+	h.hostProcess = h.windows && pod.hostProcess()
+	if !h.windows && pod.hostProcess() {
+		h.problems = append(h.problems, "windowsOptions.hostProcess=true on a pod without spec.os.name: windows: "+
+			"hardened as a Linux pod, where hostProcess has no effect (PSS baseline forbids it)")
+	}
 	h.podSC = h.spec.child("securityContext", pod.Spec.SecurityContext != nil)
 	h.targets = targets(pod.Spec, h.spec, in.EphemeralOnly)
 	h.problems = append(h.problems, h.ex.problems...)

@@ -174,3 +174,78 @@ func jsonpatchEqual(a, b []byte) bool {
 	yb, _ := json.Marshal(y)
 	return string(xb) == string(yb)
 }
+
+// A pod is Windows only when spec.os.name says so. The review's pod sets
+// hostProcess at pod level without spec.os, with hostNetwork and a
+// privileged container adding SYS_ADMIN: a Linux node ignores hostProcess
+// and runs all the rest, so every Linux control applies, and the warning
+// names the field.
+func TestHostProcessWithoutWindowsOSIsLinux(t *testing.T) {
+	const pod = `{"metadata":{"name":"hp"},"spec":{"hostNetwork":true,"securityContext":{"windowsOptions":{"hostProcess":true}},` +
+		`"containers":[{"name":"app","securityContext":{"privileged":true,"capabilities":{"add":["SYS_ADMIN"]}}}]}}`
+	const sc = "spec.containers.0.securityContext"
+	hostProcessWarning := "windowsOptions.hostProcess=true on a pod without spec.os.name: windows: hardened as a Linux pod"
+	const noPSS = "hostProcess stays: PSS baseline forbids it and no control removes it"
+	ctlRun(t, []ctlCase{
+		{
+			name:    "a profile that denies privileged rejects it",
+			pod:     pod,
+			in:      restrictedIn(t, warnA, withControl(profiles.Privileged, profiles.ModeDeny)),
+			denied:  true,
+			message: []string{"containers[app]", "securityContext.privileged=true"},
+			conflicts: []cf{
+				{"privileged", "containers[app]", denyA},
+				{"capabilities", "containers[app]", warnA},
+				{"hostNamespaces", "pod", warnA},
+			},
+		},
+		{
+			name: "warn: every control applied, every unsafe value named",
+			pod:  pod,
+			conflicts: []cf{
+				{"privileged", "containers[app]", warnA},
+				{"capabilities", "containers[app]", warnA},
+				{"hostNamespaces", "pod", warnA},
+			},
+			want: map[string]any{
+				sc + ".capabilities.drop":             []string{"ALL"},
+				sc + ".readOnlyRootFilesystem":        true,
+				"spec.securityContext.runAsNonRoot":   true,
+				"spec.securityContext.seccompProfile": map[string]any{"type": "RuntimeDefault"},
+			},
+			warnings: []string{hostProcessWarning, "spec.hostNetwork=true kept but unsafe"},
+			noPSS:    noPSS,
+		},
+		{
+			name: "enforce: hostNetwork and privileged replaced like on any Linux pod",
+			pod:  pod,
+			in:   restrictedIn(t, enforceA),
+			conflicts: []cf{
+				{"privileged", "containers[app]", enforceA},
+				{"capabilities", "containers[app]", enforceA},
+				{"hostNamespaces", "pod", enforceA},
+			},
+			lost: []string{"/spec/hostNetwork", sc2ptr(sc) + "/privileged", sc2ptr(sc) + "/capabilities/add"},
+			want: map[string]any{
+				"spec.hostNetwork":               false,
+				sc + ".privileged":               false,
+				sc + ".allowPrivilegeEscalation": false,
+				sc + ".capabilities.add":         []string{},
+			},
+			warnings:   []string{hostProcessWarning},
+			noWarnings: []string{"Windows HostProcess pods must use the host network"},
+			noPSS:      noPSS,
+		},
+		{
+			name:       "spec.os windows: still a Windows HostProcess pod",
+			pod:        `{"spec":{"os":{"name":"windows"},"hostNetwork":true,"securityContext":{"windowsOptions":{"hostProcess":true}},"containers":[{"name":"app"}]}}`,
+			conflicts:  []cf{{"hostNamespaces", "pod", warnA}},
+			want:       map[string]any{sc: absent},
+			noWarnings: []string{hostProcessWarning},
+			noPSS:      "HostProcess pods are privileged by design",
+		},
+	})
+}
+
+// sc2ptr turns a dotted path into a JSON pointer.
+func sc2ptr(dotted string) string { return "/" + strings.ReplaceAll(dotted, ".", "/") }

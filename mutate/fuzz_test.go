@@ -84,6 +84,8 @@ var fuzzSeeds = []string{
 	`{"metadata":"x","spec":{}}`,
 	`{"metadata":{"annotations":{"a":1}},"spec":{}}`,
 	`{"spec":{"volumes":{"name":"v"},"containers":[{"name":"a"}]}}`,
+	// hostProcess without spec.os: a Linux pod.
+	`{"spec":{"hostNetwork":true,"securityContext":{"windowsOptions":{"hostProcess":true}},"containers":[{"name":"a","securityContext":{"privileged":true,"capabilities":{"add":["SYS_ADMIN"]},"windowsOptions":{"hostProcess":true}}}]}}`,
 	// Volumes named as the engine names its own, with other sources.
 	`{"metadata":{"annotations":{"pod-hardener.io/writable-paths":"/tmp,/var/run"}},"spec":{"volumes":[{"name":"ph-tmp-29f1fc7b","hostPath":{"path":"/"}},{"name":"ph-tmp-29f1fc7b-2","emptyDir":{"medium":"Memory","sizeLimit":"1Gi"}},{"name":"ph-var-run-30b81589","emptyDir":{"sizeLimit":7}}],"containers":[{"name":"a"}],"ephemeralContainers":[{"name":"debug"}]}}`,
 	// Escapes and odd strings.

@@ -169,6 +169,9 @@ func hardenPod(ctx context.Context, pod *podView, in Input) (*Result, error) {
 		h.res.Exempted = []string{"*"}
 		if in.EphemeralOnly == nil {
 			h.annotate(AnnotationExempted, "*")
+			// The audit annotations are ours: a user-written "hardened" on a
+			// pod that was not hardened would mislead an audit.
+			h.removeAnnotation(AnnotationHardened, "the pod is exempt, not hardened")
 		}
 		h.warn("%s is exempt (%s=true): not hardened", pod.describe(), AnnotationExempt)
 		return h.finish(), nil

@@ -249,3 +249,30 @@ func TestHostProcessWithoutWindowsOSIsLinux(t *testing.T) {
 
 // sc2ptr turns a dotted path into a JSON pointer.
 func sc2ptr(dotted string) string { return "/" + strings.ReplaceAll(dotted, ".", "/") }
+
+// The hardened annotation is an audit record: on a wholly exempt pod, which
+// is not hardened, a user-written one is removed, with a warning.
+func TestHardenedAnnotationRemovedFromExemptPod(t *testing.T) {
+	raw := `{"metadata":{"name":"p","annotations":{"pod-hardener.io/exempt":"true","pod-hardener.io/hardened":"restricted","team":"x"}},"spec":{"containers":[{"name":"app","securityContext":{"privileged":true}}]}}`
+	in := Input{Profile: profile(t, "restricted"), Auth: authorized}
+	r := harden(t, raw, in)
+	out := apply(t, raw, r.Operations)
+	ann, _ := get(t, out, "metadata.annotations").(map[string]any)
+	if _, ok := ann[AnnotationHardened]; ok || ann[AnnotationExempted] != "*" || ann["team"] != "x" {
+		t.Fatalf("annotations %v", ann)
+	}
+	if get(t, out, "spec.containers.0.securityContext.privileged") != true {
+		t.Errorf("exempt pod changed: %s", out)
+	}
+	if !strings.Contains(strings.Join(r.Warnings, "\n"), "annotation pod-hardener.io/hardened removed: the pod is exempt, not hardened") {
+		t.Errorf("no warning about the removal: %q", r.Warnings)
+	}
+	mustBeIdempotent(t, out, in)
+
+	// A new ephemeral container may change nothing but itself: the
+	// annotation stays there, as every other field of the running pod.
+	r = harden(t, raw, Input{Profile: profile(t, "restricted"), Auth: authorized, EphemeralOnly: map[string]bool{}})
+	if len(r.Operations) != 0 {
+		t.Errorf("ephemeral update changed the pod: %v", r.Operations)
+	}
+}

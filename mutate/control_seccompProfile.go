@@ -12,6 +12,9 @@ Sets: pod seccompProfile {type: RuntimeDefault} unless the pod or every
 container sets one. An ephemeral container added to a running pod gets it
 at container level when the pod has none.
 Conflict: type Unconfined. Enforce replaces the type with RuntimeDefault.
+An ephemeral container added to a running pod whose own profile is
+Unconfined, with none of its own, inherits Unconfined: a conflict for that
+container; enforce gives it RuntimeDefault at container level.
 */
 
 func init() {
@@ -50,17 +53,28 @@ func seccompProfile(h *hctx) {
 			sc.SeccompProfile.Type = "RuntimeDefault"
 		}
 	}
-	if podSet || allSet {
+	if ephemeral {
+		// A new container without a profile of its own inherits the pod's:
+		// an Unconfined one there is a conflict for the new container, which
+		// may still get its own RuntimeDefault (the pod's is immutable now).
+		inherited := podSet && podSC.SeccompProfile.Type == seccompUnconfined
+		if podSet && !inherited {
+			return
+		}
+		for _, t := range h.targets {
+			if sc := t.c.SecurityContext; sc != nil && sc.SeccompProfile != nil {
+				continue
+			}
+			if inherited && h.conflict(profiles.SeccompProfile, t, "seccompProfile.type (inherited from spec.securityContext)", seccompUnconfined) != profiles.ActionEnforce {
+				continue
+			}
+			t.sc().set("seccompProfile", runtimeDefault())
+			t.securityContext().SeccompProfile = &seccompView{Type: "RuntimeDefault"}
+			h.changed(profiles.SeccompProfile, t, "seccompProfile=RuntimeDefault")
+		}
 		return
 	}
-	if ephemeral {
-		for _, t := range h.targets {
-			if sc := t.c.SecurityContext; sc == nil || sc.SeccompProfile == nil {
-				t.sc().set("seccompProfile", runtimeDefault())
-				t.securityContext().SeccompProfile = &seccompView{Type: "RuntimeDefault"}
-				h.changed(profiles.SeccompProfile, t, "seccompProfile=RuntimeDefault")
-			}
-		}
+	if podSet || allSet {
 		return
 	}
 	h.podSC.set("seccompProfile", runtimeDefault())

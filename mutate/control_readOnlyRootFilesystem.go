@@ -17,13 +17,16 @@ readOnlyRootFilesystem: the container cannot write its image, so an
 attacker cannot drop tools or change binaries. Apps that must write get
 emptyDir volumes at their writable paths: the profile's writablePaths
 (restricted: /tmp), plus the pod annotation pod-hardener.io/writable-paths
-and writable-paths.pod-hardener.io/<container>.
+and writable-paths.pod-hardener.io/<container>: at most MaxWritablePaths
+distinct paths between them, or the pod is rejected.
 
 Fields: containers[*].securityContext.readOnlyRootFilesystem,
 containers[*].volumeMounts, spec.volumes.
 Sets: true where unset; for each writable path a container does not mount
 yet, a volumeMount of an emptyDir volume whose name derives from the path
-(ph-<path>-<hash>), so a second pass finds it and adds nothing.
+(ph-<path>-<hash>), so a second pass finds it and adds nothing. A volume
+of that name that is not such an emptyDir is the pod's own and is never
+mounted for a writable path: the engine's takes the next free name.
 Conflict: false. Enforce replaces it with true.
 Ephemeral containers (UPDATE of pods/ephemeralcontainers) can only mount
 volumes the pod already has, as pod volumes are immutable then.

@@ -140,14 +140,13 @@ func (w *writablePaths) lookup(p string) (int, bool) {
 	return 0, false
 }
 
-// add returns the path's index, adding it if new; fresh reports whether it
-// was.
-func (w *writablePaths) add(p string) (i int, fresh bool) {
+// add returns the path's index, adding it if new.
+func (w *writablePaths) add(p string) int {
 	if i, ok := w.lookup(p); ok {
-		return i, false
+		return i
 	}
 	w.list = append(w.list, writablePath{path: p, change: "writable emptyDir " + p, changeAt: -1})
-	i = len(w.list) - 1
+	i := len(w.list) - 1
 	switch {
 	case w.index != nil:
 		w.index[p] = i
@@ -157,7 +156,7 @@ func (w *writablePaths) add(p string) (i int, fresh bool) {
 			w.index[w.list[j].path] = j
 		}
 	}
-	return i, true
+	return i
 }
 
 // collectWritablePaths reads the profile's writable paths and the pod's
@@ -182,6 +181,9 @@ func (h *hctx) collectWritablePaths() bool {
 		for n, c := range h.pod.Spec.allContainers() {
 			if len(w.named) > MaxWritablePaths {
 				break
+			}
+			if _, done := w.container[c.Name]; done {
+				continue // a second container of that name (the API server refuses the pod)
 			}
 			h.parsePaths(AnnotationWritablePathPrefix+c.Name, func(i int) {
 				if i < w.npod {
@@ -245,7 +247,7 @@ func (h *hctx) parsePaths(key string, use func(i int)) {
 			if err := profiles.ValidateWritablePath(part); err != nil {
 				h.problems = append(h.problems, fmt.Sprintf("annotation %s: %v; ignored", key, err))
 			} else {
-				i, _ = w.add(part)
+				i = w.add(part)
 			}
 			w.named[part] = i
 		}

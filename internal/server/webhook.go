@@ -4,7 +4,9 @@ package server
 // implements its webhook.Webhook interface and returns the engine's own
 // operations as the patch (never a diff of a re-marshalled object, which
 // would drop fields this build does not know); kubewebhook's measured-webhook
-// wrapper around it feeds the latency histogram. The HTTP layer is ours:
+// wrapper around it feeds the latency histogram, through closedLabels so
+// that no label value comes from the request. The HTTP layer is ours (with
+// body.go, which bounds the memory bodies take):
 // kubewebhook's handler decodes every body twice (once to find its kind,
 // once into the typed review), which costs as much as the floor webhook's
 // whole review, has no field for audit annotations, and panics on a review

@@ -60,7 +60,9 @@ const FloorAnnotation = "loadgen.floor/seen"
 // API server pays for a mutation as with ours.
 type Floor struct {
 	Patch bool
-	// MaxBody refuses larger bodies with 413, as ours does (0: no limit).
+	// MaxBody refuses larger bodies with 413 (0: no limit), the cost of
+	// checking the size being what matters here; ours answers them
+	// allowed: false instead.
 	MaxBody int
 	// DryRunWarning, when set, is returned on dry runs, so a caller can see
 	// which webhook answered.

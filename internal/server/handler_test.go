@@ -312,7 +312,7 @@ func TestHandlerBadInput(t *testing.T) {
 		{"not json", []byte("hello"), 400, "could not decode"},
 		{"truncated", review{obj: futurePod}.JSON()[:100], 400, "could not decode"},
 		{"wrong kind", []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"}}`), 400, "could not decode"},
-		{"too large", big, 413, "larger than"},
+		{"too large", big, 200, "larger than"},
 		{"object not a pod", review{obj: `{"kind":"Pod","metadata":{"name":"x"}}`}.JSON(), 200, `"allowed":false`},
 		{"object not an object", review{obj: `[1,2]`}.JSON(), 200, "not a JSON object"},
 		{"object with wrong types", review{obj: `{"spec":{"containers":"x"}}`}.JSON(), 200, "cannot read this object"},
@@ -396,6 +396,10 @@ func TestHandlerBadInputMore(t *testing.T) {
 		many += `{"name":"c` + strconv.Itoa(i) + `","image":"x"}`
 	}
 	many += `]}}`
+	noUID := bytes.Replace(review{obj: futurePod}.JSON(), []byte(`"uid":"uid-1",`), nil, 1)
+	if bytes.Contains(noUID, []byte(`"uid"`)) {
+		t.Fatalf("the review still has a uid: %s", noUID)
+	}
 	deep := `{"metadata":{"name":"deep"},"spec":{"containers":[{"name":"a","x":` + strings.Repeat(`{"a":`, 20000) + `1` + strings.Repeat(`}`, 20000) + `}]}}`
 	cases := []struct {
 		name  string
@@ -406,7 +410,11 @@ func TestHandlerBadInputMore(t *testing.T) {
 		{"missing request", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), 400, nil},
 		{"wrong apiVersion", []byte(`{"apiVersion":"admission.k8s.io/v2","kind":"AdmissionReview","request":{"uid":"u"}}`), 400, nil},
 		{"wrong kind", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"Pod","request":{"uid":"u"}}`), 400, nil},
-		{"missing uid is still answered", review{obj: futurePod}.JSON(), 200, nil},
+		{"missing uid is still answered", noUID, 200, func(t *testing.T, resp *admissionv1.AdmissionResponse) {
+			if resp.UID != "" || !resp.Allowed || len(resp.Patch) == 0 {
+				t.Errorf("review without a uid: uid %q allowed %v patch %d bytes", resp.UID, resp.Allowed, len(resp.Patch))
+			}
+		}},
 		{"1,000 containers", review{obj: many}.JSON(), 200, func(t *testing.T, resp *admissionv1.AdmissionResponse) {
 			out := applyPatch(t, many, resp.Patch)
 			var p struct {

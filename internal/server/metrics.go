@@ -7,7 +7,10 @@ import (
 )
 
 // Metrics are pod-hardener's own Prometheus metrics; kubewebhook's
-// recorder adds the review latency histogram beside them.
+// recorder adds the review latency histogram beside them. Every label value
+// comes from a closed set (code, config, or a bucket such as "other"),
+// never from a request as sent: each distinct value is a series held for
+// good, so a client could otherwise grow memory and /metrics without bound.
 type Metrics struct {
 	Reviews           *prometheus.CounterVec
 	Patches           *prometheus.CounterVec
@@ -17,6 +20,7 @@ type Metrics struct {
 	NamespaceFailures prometheus.Counter
 	Panics            prometheus.Counter
 	BadRequests       *prometheus.CounterVec
+	Unreviewed        *prometheus.CounterVec
 	CertReloads       *prometheus.CounterVec
 }
 
@@ -39,10 +43,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Panics recovered while serving a request."}),
 		BadRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_bad_requests_total",
 			Help: "Requests refused before review, by HTTP status."}, []string{"code"}),
+		Unreviewed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_unreviewed_total",
+			Help: "Reviews answered allowed: false unread, by reason (too_large, busy)."}, []string{"reason"}),
 		CertReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_certificate_reloads_total",
 			Help: "Serving certificate reloads by result (success, error)."}, []string{"result"}),
 	}
-	reg.MustRegister(m.Reviews, m.Patches, m.Exemptions, m.Conflicts, m.ConfigReloads, m.NamespaceFailures, m.Panics, m.BadRequests, m.CertReloads)
+	reg.MustRegister(m.Reviews, m.Patches, m.Exemptions, m.Conflicts, m.ConfigReloads, m.NamespaceFailures, m.Panics, m.BadRequests, m.Unreviewed, m.CertReloads)
 	return m
 }
 
@@ -71,7 +77,26 @@ func (m *Metrics) observe(r *mutate.Result) {
 
 func (m *Metrics) review(op, result string) {
 	if m != nil {
-		m.Reviews.WithLabelValues(op, result).Inc()
+		m.Reviews.WithLabelValues(operationLabel(op), result).Inc()
+	}
+}
+
+// labelOther buckets a label value outside its closed set.
+const labelOther = "other"
+
+// operationLabel keeps the admission operations as they are and buckets
+// anything else.
+func operationLabel(op string) string {
+	switch op {
+	case "CREATE", "UPDATE", "DELETE", "CONNECT":
+		return op
+	}
+	return labelOther
+}
+
+func (m *Metrics) unreviewed(reason string) {
+	if m != nil {
+		m.Unreviewed.WithLabelValues(reason).Inc()
 	}
 }
 

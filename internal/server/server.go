@@ -146,11 +146,20 @@ func Run(ctx context.Context, o Options) error {
 	mux := http.NewServeMux()
 	mux.Handle("/mutate", handler)
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate, NextProtos: []string{"http/1.1"}}
+	// Timeouts for an admission webhook: the API server sends the whole
+	// review at once and gives up after the webhook's timeoutSeconds (at
+	// most 30, deploy/ sets 5). Headers and body must arrive within a few
+	// seconds, so a slow client holds a connection and its body's share
+	// of the in-flight budget only that long; the answer may take as long
+	// as the API server could still wait for it. Idle keep-alive
+	// connections outlive the API server's own idle timeout (90 s), so it
+	// closes them first and never sends a review on a connection we are
+	// closing.
 	srv := &http.Server{
 		Handler:           mux,
 		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: 3 * time.Second,
+		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -177,7 +186,8 @@ func Run(ctx context.Context, o Options) error {
 			fmt.Fprintln(w, "ok")
 		}
 	})
-	msrv := &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second}
+	msrv := &http.Server{Handler: mmux, ReadHeaderTimeout: 3 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {

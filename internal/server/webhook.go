@@ -4,22 +4,22 @@ package server
 // implements its webhook.Webhook interface and returns the engine's own
 // operations as the patch (never a diff of a re-marshalled object, which
 // would drop fields this build does not know); kubewebhook's measured-webhook
-// wrapper around it feeds the latency histogram. The HTTP layer is ours:
+// wrapper around it feeds the latency histogram, through closedLabels so
+// that no label value comes from the request. The HTTP layer is ours (with
+// body.go, which bounds the memory bodies take):
 // kubewebhook's handler decodes every body twice (once to find its kind,
 // once into the typed review), which costs as much as the floor webhook's
 // whole review, has no field for audit annotations, and panics on a review
 // without a request. See docs/performance.md.
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	kwhprom "github.com/slok/kubewebhook/v2/pkg/metrics/prometheus"
@@ -30,11 +30,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
-
-// MaxBodyBytes is the largest AdmissionReview accepted; larger bodies get
-// 413. The API server's own limit for an object is 3 MiB, and a review
-// carries the object twice at most.
-const MaxBodyBytes = 6 << 20
 
 // webhookID names the webhook in kubewebhook's metrics.
 const webhookID = "pod-hardener"
@@ -117,35 +112,68 @@ type exchange struct {
 	annotations map[string]string
 }
 
-// NewHandler returns the /mutate handler: method and body limit (405,
-// 413), one decoding pass of the review (400 when malformed), our webhook
-// behind kubewebhook's measured-webhook wrapper, the response with its
-// audit annotations, and panic recovery.
+// NewHandler returns the /mutate handler with DefaultLimits: method
+// (405), body read within the limits (a review too large, or with no room
+// to read it, is answered allowed: false), one decoding pass of the review
+// (400 when malformed), our webhook behind kubewebhook's measured-webhook
+// wrapper, the response with its audit annotations, and panic recovery.
 func NewHandler(d *Decider, reg prometheus.Registerer, logger *slog.Logger) (http.Handler, error) {
+	return newHandler(d, reg, logger, DefaultLimits)
+}
+
+func newHandler(d *Decider, reg prometheus.Registerer, logger *slog.Logger, lim Limits) (*handler, error) {
+	if lim.InFlight < lim.MaxBody {
+		return nil, fmt.Errorf("in-flight body budget %d is below the largest body %d", lim.InFlight, lim.MaxBody)
+	}
 	var wh kwhwebhook.Webhook = &hardenWebhook{d: d, log: logger}
 	if reg != nil {
 		rec, err := kwhprom.NewRecorder(kwhprom.RecorderConfig{Registry: reg})
 		if err != nil {
 			return nil, fmt.Errorf("kubewebhook metrics recorder: %w", err)
 		}
-		wh = kwhwebhook.NewMeasuredWebhook(rec, wh)
+		wh = kwhwebhook.NewMeasuredWebhook(closedLabels{rec}, wh)
 	}
-	return &handler{webhook: wh, metrics: d.metrics, log: logger}, nil
+	return &handler{webhook: wh, metrics: d.metrics, log: logger, limits: lim, budget: newBudget(lim.InFlight)}, nil
+}
+
+// closedLabels hands kubewebhook's recorder only label values from closed
+// sets. Its wrapper labels the latency histogram with the namespace,
+// operation and kind as the request states them; each new value is a new
+// series kept for good, so a client sending unique values could grow
+// memory and /metrics without bound. The namespace is left out (the API
+// server's own webhook metrics and audit log have it), the others are
+// bucketed.
+type closedLabels struct{ next kwhwebhook.MetricsRecorder }
+
+func (c closedLabels) close(d kwhwebhook.MeasureOpCommonData) kwhwebhook.MeasureOpCommonData {
+	d.ResourceName, d.ResourceNamespace = "", ""
+	d.Operation = operationLabel(d.Operation)
+	if d.ResourceKind != "v1/Pod" {
+		d.ResourceKind = labelOther
+	}
+	if v := d.AdmissionReviewVersion; v != string(kwhmodel.AdmissionReviewVersionV1) && v != string(kwhmodel.AdmissionReviewVersionV1beta1) {
+		d.AdmissionReviewVersion = labelOther
+	}
+	return d
+}
+
+func (c closedLabels) MeasureValidatingWebhookReviewOp(ctx context.Context, d kwhwebhook.MeasureValidatingOpData) {
+	d.MeasureOpCommonData = c.close(d.MeasureOpCommonData)
+	c.next.MeasureValidatingWebhookReviewOp(ctx, d)
+}
+
+func (c closedLabels) MeasureMutatingWebhookReviewOp(ctx context.Context, d kwhwebhook.MeasureMutatingOpData) {
+	d.MeasureOpCommonData = c.close(d.MeasureOpCommonData)
+	c.next.MeasureMutatingWebhookReviewOp(ctx, d)
 }
 
 type handler struct {
 	webhook kwhwebhook.Webhook
 	metrics *Metrics
 	log     *slog.Logger
+	limits  Limits
+	budget  budget
 }
-
-// bodies recycles request buffers: a review is decoded into fresh values
-// (strings and the raw objects are copied out), so its body is not needed
-// once the review is decoded.
-var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledBody keeps the rare huge body from being held by the pool.
-const maxPooledBody = 1 << 20
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
@@ -160,29 +188,33 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST an AdmissionReview", http.StatusMethodNotAllowed)
 		return
 	}
-	if r.ContentLength > MaxBodyBytes {
-		h.refuseTooLarge(w)
+	res := &reservation{b: h.budget, ctx: r.Context(), wait: h.limits.Wait}
+	defer res.release()
+	if r.ContentLength > int64(h.limits.MaxBody) {
+		// Known too large: answered from its first bytes, the rest unread.
+		h.refuseTooLarge(w, readHead(nil, r.Body))
 		return
 	}
-	buf := bodies.Get().(*bytes.Buffer)
-	buf.Reset()
+	pooled := bodies.Get().(*[]byte)
+	body, err := readBody(r.Body, res, h.limits.MaxBody, *pooled)
 	defer func() {
-		if buf.Cap() <= maxPooledBody {
-			bodies.Put(buf)
+		if cap(body) <= maxPooledBody {
+			*pooled = body[:0]
+			bodies.Put(pooled)
 		}
 	}()
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
-	}
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1)); err != nil {
+	switch {
+	case errors.Is(err, errTooLarge):
+		h.refuseTooLarge(w, body)
+		return
+	case errors.Is(err, errBusy):
+		h.refuseBusy(w, readHead(body, r.Body))
+		return
+	case err != nil:
 		h.badRequest(w, "reading the body: "+err.Error())
 		return
 	}
-	if buf.Len() > MaxBodyBytes {
-		h.refuseTooLarge(w)
-		return
-	}
-	ar, err := decodeReview(buf.Bytes())
+	ar, err := decodeReview(body)
 	if err != nil {
 		h.badRequest(w, err.Error())
 		return
@@ -219,11 +251,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		panic(fmt.Sprintf("unknown admission response type %T", out))
 	}
-	body := encodeResponse(ar.TypeMeta, resp)
+	answer := encodeResponse(ar.TypeMeta, resp)
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
 	w.WriteHeader(code)
-	_, _ = w.Write(body)
+	_, _ = w.Write(answer)
 }
 
 func (h *handler) badRequest(w http.ResponseWriter, msg string) {
@@ -232,7 +264,23 @@ func (h *handler) badRequest(w http.ResponseWriter, msg string) {
 	http.Error(w, msg, http.StatusBadRequest)
 }
 
-func (h *handler) refuseTooLarge(w http.ResponseWriter) {
-	h.metrics.badRequest("413")
-	http.Error(w, fmt.Sprintf("AdmissionReview larger than %d bytes", MaxBodyBytes), http.StatusRequestEntityTooLarge)
+func (h *handler) refuseTooLarge(w http.ResponseWriter, head []byte) {
+	h.metrics.unreviewed("too_large")
+	h.log.Warn("review refused: larger than the limit", "limit", h.limits.MaxBody)
+	h.writeRefusal(w, refusal(head, http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge,
+		fmt.Sprintf("pod-hardener cannot review an AdmissionReview larger than %d bytes, so it cannot harden this pod", h.limits.MaxBody)))
+}
+
+func (h *handler) refuseBusy(w http.ResponseWriter, head []byte) {
+	h.metrics.unreviewed("busy")
+	h.log.Warn("review refused: too many reviews in flight", "inFlightBytes", h.limits.InFlight)
+	h.writeRefusal(w, refusal(head, http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
+		"pod-hardener is busy with other reviews and cannot harden this pod now; retry"))
+}
+
+func (h *handler) writeRefusal(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }

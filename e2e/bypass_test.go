@@ -122,7 +122,7 @@ func TestBypassMatrix(t *testing.T) {
 
 	t.Run("pod made by a controller from a Job", func(t *testing.T) {
 		if !withNodes {
-			t.Skip("needs kube-controller-manager: run e2e/build-binaries.sh")
+			missingTool(t, "needs kube-controller-manager: run e2e/build-binaries.sh")
 		}
 		jobName := uniqueName("sneaky")
 		job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: jobName},

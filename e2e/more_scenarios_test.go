@@ -699,12 +699,15 @@ func TestLiveReloadWhileCreating(t *testing.T) {
 	}
 }
 
-// kustomize renders a kustomization with the machine's kubectl.
+// kustomize renders a kustomization as `kubectl apply -k` does, with the
+// kubectl v1.37.2 that e2e/build-binaries.sh builds (not whichever kubectl
+// is on PATH: its kustomize may render otherwise, and a fresh machine has
+// none).
 func kustomize(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skipf("kubectl not found in PATH (%v): cannot render deploy/ with `kubectl kustomize`", err)
+	kubectl := filepath.Join(cluster.DefaultBinDir(), "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		missingTool(t, fmt.Sprintf("kubectl %s not built (%v): run e2e/build-binaries.sh kubectl", cluster.Version, err))
 	}
 	out, err := exec.Command(kubectl, "kustomize", dir).Output()
 	if err != nil {

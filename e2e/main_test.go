@@ -244,6 +244,15 @@ func (w *warnings) joined() string {
 	return strings.Join(w.list, "\n")
 }
 
+// take returns the warnings seen so far, and forgets them.
+func (w *warnings) take() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := strings.Join(w.list, "\n")
+	w.list = nil
+	return s
+}
+
 // clientWithWarnings returns an admin client that records warnings.
 func clientWithWarnings(t *testing.T) (*kubernetes.Clientset, *warnings) {
 	t.Helper()

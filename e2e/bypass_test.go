@@ -80,6 +80,8 @@ func TestBypassMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	user, seen := unprivileged(t, ctx, ns, denyNS)
+	waitNamespaceKnown(t, ns)
+	waitNamespaceKnown(t, denyNS)
 
 	mustBeHardened := func(t *testing.T, p *corev1.Pod) {
 		t.Helper()
@@ -138,10 +140,10 @@ func TestBypassMatrix(t *testing.T) {
 	}
 
 	t.Run("exemption for a privileged container where the profile denies", func(t *testing.T) {
-		p := plainPod(uniqueName("bypass-deny"))
-		p.Annotations = map[string]string{"pod-hardener.io/exempt": "true", "exempt.pod-hardener.io/nginx": "privileged"}
 		yes := true
+		p := plainPod(uniqueName("bypass-deny"))
 		p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &yes}
+		p.Annotations = map[string]string{"pod-hardener.io/exempt": "true", "exempt.pod-hardener.io/nginx": "privileged"}
 		_, err := user.CoreV1().Pods(denyNS).Create(ctx, p, metav1.CreateOptions{})
 		if err == nil {
 			t.Fatal("a privileged pod was admitted under a deny profile")

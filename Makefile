@@ -29,7 +29,7 @@ unit: lint ## every test but the e2e suite (no control plane needed)
 e2e: e2e-bins ## the e2e suite alone
 	POD_HARDENER_E2E=1 $(GO) test -count=1 -v -timeout 30m ./e2e/
 
-e2e-bins: ## build (once, cached) etcd, kube-apiserver, controller-manager, scheduler, kwok from the Go module proxy
+e2e-bins: ## build (once, cached) etcd, kube-apiserver, controller-manager, scheduler, kwok, kubectl from the Go module proxy
 	@e2e/build-binaries.sh
 
 bench: ## engine and handler benchmarks beside their floors (and kubewebhook's stock path), with ratios

@@ -36,7 +36,7 @@ func fakeNode(t *testing.T, ctx context.Context) {
 func TestDeploymentBecomesAvailable(t *testing.T) {
 	requireCluster(t)
 	if !withNodes {
-		t.Skip("kube-controller-manager, kube-scheduler or kwok not built: run e2e/build-binaries.sh")
+		missingTool(t, "kube-controller-manager, kube-scheduler or kwok not built: run e2e/build-binaries.sh")
 	}
 	ctx := context.Background()
 	fakeNode(t, ctx)

@@ -3,7 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
+	"testing"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -33,6 +36,25 @@ func addEphemeral(ctx context.Context, cs kubernetes.Interface, ns, name string,
 		return err
 	})
 	return out, err
+}
+
+// waitNamespaceKnown waits until the webhook's namespace informer has ns
+// (a dry-run pod there comes back without the lookup-failure warning):
+// until then the webhook uses the default profile, and its warnings say so.
+func waitNamespaceKnown(t *testing.T, ns string) {
+	t.Helper()
+	cs, w := clientWithWarnings(t)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		w.take()
+		_, err := cs.CoreV1().Pods(ns).Create(context.Background(), plainPod("probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		seen := w.take()
+		if err == nil && !strings.Contains(seen, "could not be read") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the webhook never read namespace %s: %v %s", ns, err, seen)
+		}
+	}
 }
 
 func admissionFailurePolicy(s string) admissionregistrationv1.FailurePolicyType {

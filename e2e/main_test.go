@@ -58,7 +58,7 @@ func run(m *testing.M) int {
 		}
 	}
 	if skipWhy != "" {
-		if os.Getenv("CI") != "" || os.Getenv("POD_HARDENER_E2E") == "1" {
+		if e2eRequired() {
 			fmt.Fprintln(os.Stderr, "e2e:", skipWhy)
 			return 1
 		}
@@ -159,6 +159,22 @@ func repoRoot() string {
 	return filepath.Dir(wd)
 }
 
+// e2eRequired: with POD_HARDENER_E2E=1 (make test) or under CI the suite
+// must run in full, so a missing binary fails instead of skipping.
+func e2eRequired() bool {
+	return os.Getenv("CI") != "" || os.Getenv("POD_HARDENER_E2E") == "1"
+}
+
+// missingTool fails the test when the suite must run in full, and skips it
+// otherwise; why says what to build.
+func missingTool(t *testing.T, why string) {
+	t.Helper()
+	if e2eRequired() {
+		t.Fatal(why)
+	}
+	t.Skip(why)
+}
+
 func requireCluster(t *testing.T) {
 	t.Helper()
 	if skipWhy != "" {
@@ -226,6 +242,15 @@ func (w *warnings) joined() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return strings.Join(w.list, "\n")
+}
+
+// take returns the warnings seen so far, and forgets them.
+func (w *warnings) take() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := strings.Join(w.list, "\n")
+	w.list = nil
+	return s
 }
 
 // clientWithWarnings returns an admin client that records warnings.

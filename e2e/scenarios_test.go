@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -237,40 +238,60 @@ func TestEphemeralContainerHardened(t *testing.T) {
 }
 
 // Scenario 10: a privileged DaemonSet-style pod and a Windows pod are
-// admitted: no field combination the API server rejects.
+// admitted: no field combination the API server rejects. The Linux pods
+// go to a namespace without PodSecurity, where they would be admitted
+// untouched too; what shows the webhook at work is what only it adds: the
+// other hardened fields, allowPrivilegeEscalation left unset where the API
+// server would reject it, and a warning saying why.
 func TestPrivilegedAndWindowsPodsAdmitted(t *testing.T) {
 	requireCluster(t)
 	ctx := context.Background()
 	if err := ensureNamespace(ctx, "s10-system", nil); err != nil {
 		t.Fatal(err)
 	}
+	cs, seen := clientWithWarnings(t)
+	// hardenedOtherwise: the stored pod has every hardened field but
+	// allowPrivilegeEscalation, and the warning explains that one.
+	hardenedOtherwise := func(p *corev1.Pod, why string) {
+		t.Helper()
+		if m := hardenedFields(p); !slices.Equal(m, []string{"nginx.allowPrivilegeEscalation"}) {
+			t.Errorf("pod %s: missing %v, want only allowPrivilegeEscalation (left unset)", p.Name, m)
+		}
+		if sc := p.Spec.Containers[0].SecurityContext; sc == nil || sc.AllowPrivilegeEscalation != nil {
+			t.Errorf("pod %s: allowPrivilegeEscalation set: %+v", p.Name, sc)
+		}
+		want := "pod-hardener: containers[nginx]: allowPrivilegeEscalation left unset: " + why
+		if w := seen.take(); !strings.Contains(w, want) {
+			t.Errorf("pod %s: no warning %q; warnings:\n%s", p.Name, want, w)
+		}
+	}
 	yes := true
 	priv := plainPod(uniqueName("agent"))
 	priv.Spec.HostNetwork = true
 	priv.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &yes,
 		Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN", "NET_ADMIN"}}}
-	p, err := admin.CoreV1().Pods("s10-system").Create(ctx, priv, metav1.CreateOptions{})
+	p, err := cs.CoreV1().Pods("s10-system").Create(ctx, priv, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("privileged pod rejected: %v", err)
 	}
+	hardenedOtherwise(p, "the container is privileged")
 	sc := p.Spec.Containers[0].SecurityContext
-	if sc.AllowPrivilegeEscalation != nil {
-		t.Errorf("allowPrivilegeEscalation set on a privileged container")
-	}
-	if !*sc.Privileged || len(sc.Capabilities.Add) != 2 {
-		t.Errorf("user's values changed: %+v", sc)
+	if !*sc.Privileged || len(sc.Capabilities.Add) != 2 || !p.Spec.HostNetwork {
+		t.Errorf("user's values changed: %+v, hostNetwork %v", sc, p.Spec.HostNetwork)
 	}
 
 	sysadmin := plainPod(uniqueName("fuse"))
 	sysadmin.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"CAP_SYS_ADMIN"}}}
-	if _, err := admin.CoreV1().Pods("s10-system").Create(ctx, sysadmin, metav1.CreateOptions{}); err != nil {
-		t.Errorf("CAP_SYS_ADMIN pod rejected: %v", err)
+	p, err = cs.CoreV1().Pods("s10-system").Create(ctx, sysadmin, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("CAP_SYS_ADMIN pod rejected: %v", err)
 	}
+	hardenedOtherwise(p, "the container adds SYS_ADMIN")
 
 	win := plainPod(uniqueName("iis"))
 	win.Spec.OS = &corev1.PodOS{Name: corev1.Windows}
 	restrictedNamespace(t, "s10-windows", nil)
-	w, err := admin.CoreV1().Pods("s10-windows").Create(ctx, win, metav1.CreateOptions{})
+	w, err := cs.CoreV1().Pods("s10-windows").Create(ctx, win, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("Windows pod rejected: %v", err)
 	}

@@ -1,8 +1,10 @@
 //go:build tools
 
 // Package k8sbin pins the Kubernetes control plane the e2e tests run:
-// kube-apiserver, kube-controller-manager and kube-scheduler v1.37.2, built
-// from the Go module proxy (no Docker on these machines). It is its own
+// kube-apiserver, kube-controller-manager and kube-scheduler v1.37.2, and
+// kubectl v1.37.2 to render deploy/ as `kubectl apply -k` does, built from
+// the Go module proxy (no Docker on these machines, and a fresh one has no
+// kubectl). It is its own
 // module so the webhook's go.mod never sees Kubernetes' dependency graph.
 package k8sbin
 
@@ -10,4 +12,5 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )

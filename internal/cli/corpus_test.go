@@ -17,6 +17,7 @@ import (
 	"github.com/pod-hardener/pod-hardener/internal/jsondiff"
 	"github.com/pod-hardener/pod-hardener/internal/manifest"
 	"github.com/pod-hardener/pod-hardener/internal/pss"
+	"github.com/pod-hardener/pod-hardener/internal/testcorpus"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
@@ -29,28 +30,10 @@ var ownChecks = map[string]bool{
 	"seccompProfile_restricted": true, "hostNamespaces": true,
 }
 
-func corpusDir(t *testing.T) string {
-	dir := os.Getenv("POD_HARDENER_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "corpus")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("corpus not found at %s: %v", dir, err)
-		}
-		t.Skipf("corpus not found at %s (set POD_HARDENER_CORPUS)", dir)
-	}
-	return dir
-}
-
 // TestCorpus hardens every real-world manifest and checks the properties
 // the corpus README asks for. It logs the pass counts.
 func TestCorpus(t *testing.T) {
-	dir := corpusDir(t)
-	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if len(files) < 100 {
-		t.Fatalf("only %d corpus files in %s", len(files), dir)
-	}
+	files := testcorpus.Files(t, 100)
 	warnCfg := profiles.Default()
 	enforceCfg, err := profiles.Parse([]byte("defaultProfile: strict\nprofiles:\n- name: strict\n  extends: restricted\n  onConflict: enforce\n"))
 	if err != nil {

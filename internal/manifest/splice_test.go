@@ -11,23 +11,36 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 
+	"github.com/pod-hardener/pod-hardener/internal/testcorpus"
 	"github.com/pod-hardener/pod-hardener/mutate"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
 // The splicer on its own, without the check Patched adds after it: on
-// every hard layout (internal/cli/testdata/splice), the corpus and the
-// examples, a splice either declines or reads as the patched document.
+// every hard layout (internal/cli/testdata/splice), the examples and the
+// corpus, a splice either declines or reads as the patched document.
 // Patched's check is the backstop, not what makes these right.
 func TestSpliceAloneDeclinesOrIsRight(t *testing.T) {
-	var files []string
-	for _, g := range []string{"../cli/testdata/splice/*.yaml", "../../examples/*.yaml", "../../../shared/corpus/*.yaml"} {
-		m, _ := filepath.Glob(g)
-		files = append(files, m...)
-	}
-	if len(files) < 30 {
-		t.Fatalf("only %d files", len(files))
-	}
+	t.Run("layouts and examples", func(t *testing.T) {
+		var files []string
+		for _, g := range []string{"../cli/testdata/splice/*.yaml", "../../examples/*.yaml"} {
+			m, _ := filepath.Glob(g)
+			files = append(files, m...)
+		}
+		if len(files) < 25 {
+			t.Fatalf("only %d files", len(files))
+		}
+		spliceAlone(t, files)
+	})
+	t.Run("corpus", func(t *testing.T) {
+		spliceAlone(t, testcorpus.Files(t, 100))
+	})
+}
+
+// spliceAlone hardens every block-style workload in files and splices
+// the operations without Patched's check.
+func spliceAlone(t *testing.T, files []string) {
+	t.Helper()
 	cfg := profiles.Default()
 	spliced, declined := 0, 0
 	for _, f := range files {

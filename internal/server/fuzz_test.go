@@ -10,26 +10,53 @@ import (
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
-func fuzzHandler(t testing.TB) http.Handler {
-	h, err := NewHandler(NewDecider(profiles.Default(), NoNamespaces{}, nil), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+// checkedHandler is the /mutate handler with its metrics: the handler
+// recovers a panic into a 500, so only the panic counter tells one apart.
+type checkedHandler struct {
+	h http.Handler
+	m *Metrics
+}
+
+func newCheckedHandler(t testing.TB) *checkedHandler {
+	m := NewMetrics(prometheus.NewRegistry())
+	h, err := NewHandler(NewDecider(profiles.Default(), NoNamespaces{}, m), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h
+	return &checkedHandler{h: h, m: m}
 }
 
-// checkAnswer is what every answer must satisfy: a known status, and for
-// a 200 an AdmissionReview whose patch applies to the request's object.
+// serve posts body to /mutate and checks the answer (checkAnswer), failing
+// if serving it panicked. A fuzz worker calls its target sequentially, so
+// the counter's change is this request's.
+func (f *checkedHandler) serve(t *testing.T, body []byte) *httptest.ResponseRecorder {
+	t.Helper()
+	before := testutil.ToFloat64(f.m.Panics)
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/mutate", bytes.NewReader(body)))
+	if testutil.ToFloat64(f.m.Panics) != before {
+		t.Fatalf("the review panicked (status %d: %s) on %.300q", w.Code, w.Body, body)
+	}
+	checkAnswer(t, body, w)
+	return w
+}
+
+// checkAnswer is what every answer must satisfy: a known status with a
+// message (not a 500: the handler answers one only for a panic or a
+// failing wrapper, both server faults), and for a 200 an AdmissionReview
+// whose patch applies to the request's object.
 func checkAnswer(t *testing.T, body []byte, w *httptest.ResponseRecorder) {
 	t.Helper()
 	switch w.Code {
 	case http.StatusOK:
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusInternalServerError:
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
 		if w.Body.Len() == 0 {
 			t.Fatalf("status %d without a message", w.Code)
 		}
@@ -60,8 +87,9 @@ func checkAnswer(t *testing.T, body []byte, w *httptest.ResponseRecorder) {
 	}
 }
 
-// FuzzHandler sends arbitrary bodies to /mutate: never a panic, always a
-// known status with a message, and any patch applies to the object.
+// FuzzHandler sends arbitrary bodies to /mutate: never a panic (so never
+// a 500), always a known status with a message, and any patch applies to
+// the object.
 func FuzzHandler(f *testing.F) {
 	for _, s := range [][]byte{
 		review{obj: futurePod}.JSON(),
@@ -75,11 +103,9 @@ func FuzzHandler(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	h := fuzzHandler(f)
+	target := newCheckedHandler(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/mutate", bytes.NewReader(body)))
-		checkAnswer(t, body, w)
+		target.serve(t, body)
 	})
 }
 
@@ -98,7 +124,7 @@ func FuzzReviewObject(f *testing.F) {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)
 	}
-	h := fuzzHandler(f)
+	target := newCheckedHandler(f)
 	f.Fuzz(func(t *testing.T, obj []byte, ephemeral bool) {
 		if !json.Valid(obj) {
 			return // the envelope must stay valid JSON; FuzzHandler covers broken bodies
@@ -107,12 +133,8 @@ func FuzzReviewObject(f *testing.F) {
 		if ephemeral {
 			r.op, r.subresource, r.old = "UPDATE", "ephemeralcontainers", `{"spec":{"containers":[{"name":"a"}]}}`
 		}
-		body := r.JSON()
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/mutate", bytes.NewReader(body)))
-		if w.Code != http.StatusOK {
+		if w := target.serve(t, r.JSON()); w.Code != http.StatusOK {
 			t.Fatalf("status %d for object %s: %s", w.Code, obj, w.Body)
 		}
-		checkAnswer(t, body, w)
 	})
 }

@@ -339,13 +339,33 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		<-ns.entered
 	}
-	r.cancel() // SIGTERM
-	time.Sleep(200 * time.Millisecond)
-	res, err := http.Get("http://" + r.metrics + "/readyz")
-	if err == nil {
+	readyz := func() (int, error) {
+		res, err := http.Get("http://" + r.metrics + "/readyz")
+		if err != nil {
+			return 0, err
+		}
 		res.Body.Close()
-		if res.StatusCode != http.StatusServiceUnavailable {
-			t.Errorf("readyz during drain: %d", res.StatusCode)
+		return res.StatusCode, nil
+	}
+	if code, err := readyz(); code != http.StatusOK {
+		t.Errorf("readyz before SIGTERM: %d %v", code, err)
+	}
+	r.cancel() // SIGTERM
+	// The three requests are held, so the drain cannot end before this;
+	// the metrics server must stay up meanwhile, or the kubelet cannot
+	// see the replica stop being ready.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		code, err := readyz()
+		if err != nil {
+			t.Errorf("readyz during drain: %v", err)
+			break
+		}
+		if code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("readyz during drain: %d, want 503", code)
+			break
 		}
 	}
 	close(ns.release)

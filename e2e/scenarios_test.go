@@ -286,7 +286,7 @@ func TestPrivilegedAndWindowsPodsAdmitted(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CAP_SYS_ADMIN pod rejected: %v", err)
 	}
-	hardenedOtherwise(p, "the container adds SYS_ADMIN")
+	hardenedOtherwise(p, "the container adds CAP_SYS_ADMIN")
 
 	win := plainPod(uniqueName("iis"))
 	win.Spec.OS = &corev1.PodOS{Name: corev1.Windows}

@@ -70,16 +70,22 @@ type podSCView struct {
 	FSGroup        *int64              `json:"fsGroup"`
 	SeccompProfile *seccompView        `json:"seccompProfile"`
 	WindowsOptions *windowsOptionsView `json:"windowsOptions"`
+	// Read by the controls of control_<check>.go named after PSS checks.
+	SELinuxOptions  *seLinuxView  `json:"seLinuxOptions"`
+	AppArmorProfile *appArmorView `json:"appArmorProfile"`
+	Sysctls         []sysctlView  `json:"sysctls"`
 }
 
 type volumeView struct {
 	Name string `json:"name"`
+	volumeSources
 }
 
 type containerView struct {
 	Name            string            `json:"name"`
 	SecurityContext *scView           `json:"securityContext"`
 	VolumeMounts    []volumeMountView `json:"volumeMounts"`
+	containerHostsView
 }
 
 type volumeMountView struct {
@@ -101,6 +107,9 @@ type scView struct {
 	Capabilities             *capabilitiesView   `json:"capabilities"`
 	SeccompProfile           *seccompView        `json:"seccompProfile"`
 	WindowsOptions           *windowsOptionsView `json:"windowsOptions"`
+	SELinuxOptions           *seLinuxView        `json:"seLinuxOptions"`
+	AppArmorProfile          *appArmorView       `json:"appArmorProfile"`
+	ProcMount                *string             `json:"procMount"`
 }
 
 // decodePod reads the views from a raw pod. It rejects what is not a JSON

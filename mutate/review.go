@@ -11,6 +11,9 @@ type Options struct {
 	// ForceExemptions authorizes exemptions regardless of config (the CLI's
 	// --allow-exemptions, for a user hardening their own manifests).
 	ForceExemptions bool
+	// Raw returns the pod's JSON for ReviewPod (Review has it), read only
+	// when the hardened pod must be judged (Result.MayFail).
+	Raw func() ([]byte, error)
 }
 
 // Review is the whole decision for one pod, shared by the webhook and the
@@ -19,6 +22,9 @@ func Review(cfg *profiles.Config, raw []byte, f profiles.Facts, o Options) (*Res
 	pod, err := decodePod(raw)
 	if err != nil {
 		return nil, err
+	}
+	if o.Raw == nil {
+		o.Raw = func() ([]byte, error) { return raw, nil }
 	}
 	return review(cfg, pod, f, o)
 }
@@ -49,5 +55,16 @@ func review(cfg *profiles.Config, pod *podView, f profiles.Facts, o Options) (*R
 		return nil, err
 	}
 	res.Warnings = append(sel.Warnings, res.Warnings...)
+	if res.MayFail && o.Raw != nil {
+		raw, err := o.Raw()
+		if err == nil {
+			err = Residual(raw, res)
+		}
+		if err != nil {
+			// Judging is advice: a pod that cannot be judged is still
+			// hardened as its profile says.
+			res.Warnings = append(res.Warnings, "the hardened pod could not be judged by Pod Security Standards: "+err.Error())
+		}
+	}
 	return res, nil
 }

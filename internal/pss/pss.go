@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 )
@@ -35,7 +36,10 @@ type single struct {
 	evaluator policy.Evaluator
 }
 
-var checks []single
+var (
+	checks []single
+	byID   = map[string]*single{}
+)
 
 func init() {
 	for _, c := range policy.DefaultChecks() {
@@ -46,6 +50,39 @@ func init() {
 		checks = append(checks, single{id: string(c.ID), level: c.Level, evaluator: e})
 	}
 	sort.Slice(checks, func(i, j int) bool { return checks[i].id < checks[j].id })
+	for i := range checks {
+		byID[checks[i].id] = &checks[i]
+	}
+}
+
+// CheckIDs lists every check with its level, sorted by ID.
+func CheckIDs() map[string]api.Level {
+	out := make(map[string]api.Level, len(checks))
+	for _, c := range checks {
+		out[c.id] = c.level
+	}
+	return out
+}
+
+// Allows reports whether a pod passes one check, by ID, at the latest
+// policy version and the given level. The engine asks it about a single
+// value (one sysctl, one SELinux type) in a pod built around that value,
+// so the sets of allowed values stay the evaluator's own: the policy
+// package exports its checks, not their sets.
+func Allows(id string, level api.Level, meta *metav1.ObjectMeta, spec *corev1.PodSpec) bool {
+	c, ok := byID[id]
+	if !ok {
+		panic("pss: no check " + id)
+	}
+	if meta == nil {
+		meta = &metav1.ObjectMeta{}
+	}
+	for _, r := range c.evaluator.EvaluatePod(api.LevelVersion{Level: level, Version: api.LatestVersion()}, meta, spec) {
+		if !r.Allowed {
+			return false
+		}
+	}
+	return true
 }
 
 // Evaluate returns the checks of level (and the levels below it) the pod

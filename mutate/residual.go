@@ -128,6 +128,9 @@ func Residual(raw []byte, res *Result) error {
 	return nil
 }
 
+// Level is the Pod Security Standards level the pod was judged at.
+func (r *Result) Level() string { return r.level }
+
 // why says why the control owning a check left the pod failing it.
 func (r *Result) why(check string) string {
 	c := checkOwner(check)

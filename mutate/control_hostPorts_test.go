@@ -47,6 +47,14 @@ func TestControlHostPorts(t *testing.T) {
 			warnings:  []string{"ports[0].hostPort=80 kept but unsafe", "requires hostPort to equal containerPort"},
 		},
 		{
+			name:      "a key written with escapes is read as the API server reads it",
+			pod:       `{"spec":{"containers":[{"name":"app","ports":[{"containerPort":80,"host\u0050ort":8080}]}]}}`,
+			in:        restrictedIn(t, enforceA),
+			conflicts: []cf{{"hostPorts", "containers[app]", enforceA}},
+			lost:      []string{"/spec/containers/0/ports/0/hostPort"},
+			want:      map[string]any{p0 + ".hostPort": absent},
+		},
+		{
 			name:      "hostPort deny",
 			pod:       `{"metadata":{"name":"p"},"spec":{"containers":[{"name":"app","ports":[{"containerPort":80,"hostPort":8080}]}]}}`,
 			in:        restrictedIn(t, denyA),

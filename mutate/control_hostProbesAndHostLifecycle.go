@@ -29,25 +29,18 @@ func init() {
 
 func hostProbesAndHostLifecycle(h *hctx, t *target) {
 	c := t.c
-	var post, pre *handlerView
-	if c.Lifecycle != nil {
-		post, pre = c.Lifecycle.PostStart, c.Lifecycle.PreStop
-	}
 	for _, hd := range []struct {
 		path string
 		v    *handlerView
 	}{
-		{"livenessProbe", c.LivenessProbe}, {"readinessProbe", c.ReadinessProbe}, {"startupProbe", c.StartupProbe},
-		{"lifecycle/postStart", post}, {"lifecycle/preStop", pre},
+		{"livenessProbe", &c.LivenessProbe}, {"readinessProbe", &c.ReadinessProbe}, {"startupProbe", &c.StartupProbe},
+		{"lifecycle/postStart", &c.Lifecycle.PostStart}, {"lifecycle/preStop", &c.Lifecycle.PreStop},
 	} {
-		if hd.v == nil {
-			continue
-		}
 		for _, k := range []struct {
 			key string
 			v   *hostView
-		}{{"httpGet", hd.v.HTTPGet}, {"tcpSocket", hd.v.TCPSocket}} {
-			if k.v == nil || k.v.Host == "" {
+		}{{"httpGet", &hd.v.HTTPGet}, {"tcpSocket", &hd.v.TCPSocket}} {
+			if k.v.Host == "" {
 				continue
 			}
 			field := strings.ReplaceAll(hd.path, "/", ".") + "." + k.key + ".host"

@@ -1,5 +1,12 @@
 package mutate
 
+import (
+	"bytes"
+	"errors"
+
+	kjson "sigs.k8s.io/json"
+)
+
 // Views of the fields the controls named after Pod Security Standards
 // checks read (control_appArmorProfile.go and the others after it in
 // profiles.ControlNames). As in pod.go, a nil pointer or slice is absent or
@@ -19,13 +26,37 @@ type sysctlView struct {
 	Name string `json:"name"`
 }
 
-// containerHostsView: what a container asks of the node's network.
+// containerHostsView: what a container asks of the node's network. The
+// handlers are values, not pointers: only a non-empty host matters, and
+// decoding into a value allocates nothing, for every container of every
+// pod.
 type containerHostsView struct {
-	Ports          []portView     `json:"ports"`
-	LivenessProbe  *handlerView   `json:"livenessProbe"`
-	ReadinessProbe *handlerView   `json:"readinessProbe"`
-	StartupProbe   *handlerView   `json:"startupProbe"`
-	Lifecycle      *lifecycleView `json:"lifecycle"`
+	Ports          portsView     `json:"ports"`
+	LivenessProbe  handlerView   `json:"livenessProbe"`
+	ReadinessProbe handlerView   `json:"readinessProbe"`
+	StartupProbe   handlerView   `json:"startupProbe"`
+	Lifecycle      lifecycleView `json:"lifecycle"`
+}
+
+// portsView decodes a container's ports only when one may set a hostPort,
+// so the ports of nearly every container cost no allocation. A key written
+// with escapes (host\u0050ort) is decoded too, as the API server reads it.
+type portsView []portView
+
+func (p *portsView) UnmarshalJSON(b []byte) error {
+	if !bytes.Contains(b, []byte(`"hostPort"`)) && !bytes.Contains(b, []byte(`\u`)) {
+		return nil
+	}
+	var ps []portView
+	strict, err := kjson.UnmarshalStrict(b, &ps, kjson.DisallowDuplicateFields)
+	if err != nil {
+		return err
+	}
+	if len(strict) > 0 {
+		return errors.Join(strict...)
+	}
+	*p = ps
+	return nil
 }
 
 type portView struct {
@@ -35,8 +66,8 @@ type portView struct {
 // handlerView is a probe or a lifecycle handler: both reach a host with
 // httpGet or tcpSocket.
 type handlerView struct {
-	HTTPGet   *hostView `json:"httpGet"`
-	TCPSocket *hostView `json:"tcpSocket"`
+	HTTPGet   hostView `json:"httpGet"`
+	TCPSocket hostView `json:"tcpSocket"`
 }
 
 type hostView struct {
@@ -44,8 +75,8 @@ type hostView struct {
 }
 
 type lifecycleView struct {
-	PostStart *handlerView `json:"postStart"`
-	PreStop   *handlerView `json:"preStop"`
+	PostStart handlerView `json:"postStart"`
+	PreStop   handlerView `json:"preStop"`
 }
 
 // volumeSources holds the volume sources Pod Security Standards restricted

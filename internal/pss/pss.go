@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -123,8 +124,10 @@ func DecodePodLenient(raw []byte) (*corev1.Pod, string, error) {
 	var te *json.UnmarshalTypeError
 	switch {
 	case err == nil:
+		defaultVolumes(&p)
 		return &p, "", nil
 	case errors.As(err, &te):
+		defaultVolumes(&p)
 		return &p, fmt.Sprintf("field %s of the wrong type ignored", te.Field), nil
 	default:
 		return nil, "", fmt.Errorf("decoding pod for the PSS evaluator: %w", err)
@@ -137,5 +140,18 @@ func DecodePod(raw []byte) (*corev1.Pod, error) {
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return nil, fmt.Errorf("decoding pod for the PSS evaluator: %w", err)
 	}
+	defaultVolumes(&p)
 	return &p, nil
+}
+
+// defaultVolumes makes a volume with no source an emptyDir, as the API
+// server's defaulting does before admission: a manifest judged offline is
+// then judged as the cluster's PodSecurity admission would judge it,
+// instead of failing restricted for an "unknown" volume type.
+func defaultVolumes(p *corev1.Pod) {
+	for i := range p.Spec.Volumes {
+		if v := &p.Spec.Volumes[i]; reflect.ValueOf(v.VolumeSource).IsZero() {
+			v.EmptyDir = &corev1.EmptyDirVolumeSource{}
+		}
+	}
 }

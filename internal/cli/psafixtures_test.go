@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -96,9 +95,7 @@ func TestUpstreamRestrictedFixtures(t *testing.T) {
 					ok = false
 				}
 			}
-			got := append([]string(nil), r.res.Failures...)
-			sort.Strings(got)
-			if strings.Join(got, ",") != strings.Join(keys(after), ",") {
+			if got := sortedCopy(r.res.Failures); strings.Join(got, ",") != strings.Join(keys(after), ",") {
 				t.Errorf("%s: Failures %q, evaluator %q", name, got, keys(after))
 			}
 			if ok {

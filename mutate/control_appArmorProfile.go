@@ -41,9 +41,10 @@ func appArmorProfile(h *hctx) {
 			sc.AppArmorProfile.Type = "RuntimeDefault"
 		}
 	}
+	var seen verdict
 	for _, t := range h.targets {
 		sc := t.c.SecurityContext
-		if sc == nil || sc.AppArmorProfile == nil || appArmorTypeAllowed(sc.AppArmorProfile.Type) {
+		if sc == nil || sc.AppArmorProfile == nil || seen.of(sc.AppArmorProfile.Type, appArmorTypeAllowed) {
 			continue
 		}
 		if h.conflict(profiles.AppArmorProfile, t, "securityContext.appArmorProfile.type", sc.AppArmorProfile.Type) == profiles.ActionEnforce {

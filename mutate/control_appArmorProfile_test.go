@@ -49,6 +49,11 @@ func TestControlAppArmorProfile(t *testing.T) {
 			ann:  map[string]any{annKey: "runtime/default"},
 		},
 		{
+			name:      "mixed values across containers: each judged on its own",
+			pod:       `{"spec":{"containers":[{"name":"a","securityContext":{"appArmorProfile":{"type":"RuntimeDefault"}}},{"name":"b","securityContext":{"appArmorProfile":{"type":"Unconfined"}}},{"name":"c","securityContext":{"appArmorProfile":{"type":"RuntimeDefault"}}},{"name":"d","securityContext":{"appArmorProfile":{"type":"Unconfined"}}}]}}`,
+			conflicts: []cf{{"appArmorProfile", "containers[b]", warnA}, {"appArmorProfile", "containers[d]", warnA}},
+		},
+		{
 			name:      "annotation alone, warn: kept and named",
 			pod:       `{"metadata":{"annotations":{"container.apparmor.security.beta.kubernetes.io/app":"unconfined"}},"spec":{"containers":[{"name":"app"}]}}`,
 			conflicts: []cf{{"appArmorProfile", "pod", warnA}},

@@ -25,23 +25,24 @@ func init() {
 }
 
 func seLinuxOptions(h *hctx) {
+	var seen verdict
 	if sc := h.pod.Spec.SecurityContext; h.in.EphemeralOnly == nil && sc != nil && sc.SELinuxOptions != nil {
-		seLinuxFields(h, nil, "spec.securityContext.seLinuxOptions", sc.SELinuxOptions, func() *obj { return h.podSC.child("seLinuxOptions", true) })
+		seLinuxFields(h, nil, "spec.securityContext.seLinuxOptions", sc.SELinuxOptions, &seen, func() *obj { return h.podSC.child("seLinuxOptions", true) })
 	}
 	for _, t := range h.targets {
 		if sc := t.c.SecurityContext; sc != nil && sc.SELinuxOptions != nil {
-			seLinuxFields(h, t, "securityContext.seLinuxOptions", sc.SELinuxOptions, func() *obj { return t.sc().child("seLinuxOptions", true) })
+			seLinuxFields(h, t, "securityContext.seLinuxOptions", sc.SELinuxOptions, &seen, func() *obj { return t.sc().child("seLinuxOptions", true) })
 		}
 	}
 }
 
-func seLinuxFields(h *hctx, t *target, field string, v *seLinuxView, o func() *obj) {
+func seLinuxFields(h *hctx, t *target, field string, v *seLinuxView, seen *verdict, o func() *obj) {
 	for _, f := range []struct {
 		key string
 		val *string
 		bad bool
 	}{
-		{"type", &v.Type, v.Type != "" && !seLinuxTypeAllowed(v.Type)},
+		{"type", &v.Type, v.Type != "" && !seen.of(v.Type, seLinuxTypeAllowed)},
 		{"user", &v.User, v.User != ""},
 		{"role", &v.Role, v.Role != ""},
 	} {

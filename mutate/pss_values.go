@@ -50,6 +50,22 @@ func procMountAllowed(v string, hostUsers *bool, level string) bool {
 		Containers: []corev1.Container{{Name: "c", SecurityContext: &corev1.SecurityContext{ProcMount: &pm}}}})
 }
 
+// verdict remembers the last value judged: a pod's containers mostly
+// repeat one value (RuntimeDefault everywhere), and each verdict runs the
+// evaluator. It lives on the caller's stack, for one pod.
+type verdict struct {
+	value   string
+	allowed bool
+	set     bool
+}
+
+func (m *verdict) of(v string, judge func(string) bool) bool {
+	if !m.set || m.value != v {
+		m.value, m.allowed, m.set = v, judge(v), true
+	}
+	return m.allowed
+}
+
 // removeKey removes a member the user set (enforce mode only).
 func removeKey(o *obj, key string) {
 	o.b.remove(o.at() + "/" + escape(key))

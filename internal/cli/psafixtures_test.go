@@ -23,7 +23,7 @@ var noSafeValue = map[string]bool{"hostPathVolumes": true, "restrictedVolumes": 
 // onConflict: enforce profile, as a new user would, and judges each with
 // the official evaluator: every fail fixture passes after hardening or
 // fails only a check with no safe value, named in the warnings; every pass
-// fixture stays passing and gains only added fields, none lost.
+// fixture stays passing and only gains fields (adds), none lost or replaced.
 func TestUpstreamRestrictedFixtures(t *testing.T) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "k8s.io/pod-security-admission").Output()
 	dir := filepath.Join(strings.TrimSpace(string(out)), "test", "testdata", "restricted", "v1.37")
@@ -72,6 +72,11 @@ func TestUpstreamRestrictedFixtures(t *testing.T) {
 				if len(before) != 0 || len(after) != 0 || len(r.res.Conflicts) != 0 {
 					t.Errorf("%s: before %v, after %v, conflicts %+v", name, keys(before), keys(after), r.res.Conflicts)
 					continue
+				}
+				for _, o := range r.ops {
+					if o.Op != "add" {
+						t.Errorf("%s: %s %s on a pod that passes restricted", name, o.Op, o.Path)
+					}
 				}
 				passKept++
 				continue

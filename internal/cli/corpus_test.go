@@ -20,7 +20,6 @@ import (
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
-
 func corpusDir(t *testing.T) string {
 	dir := os.Getenv("POD_HARDENER_CORPUS")
 	if dir == "" {

@@ -22,3 +22,28 @@ func TestCheckDefaultsVolumesLikeTheAPIServer(t *testing.T) {
 		t.Errorf("a volume with no source judged as an unknown type:\n%s", out)
 	}
 }
+
+// `pod-hardener profiles` lists every control, the new ones included, and
+// the level each profile is judged at.
+func TestProfilesListsEveryControlAndLevel(t *testing.T) {
+	out, errOut, code := runCLI(t, "", "profiles")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	sections := map[string]string{}
+	for _, s := range strings.Split(out, "\n\n") {
+		name, _, _ := strings.Cut(s, ":")
+		sections[name] = strings.Join(strings.Fields(s), " ")
+	}
+	for name, want := range map[string][]string{
+		"restricted": {"judged at: Pod Security Standards restricted", "appArmorProfile default", "restrictedVolumes default", "windowsHostProcess default", "hostProbesAndHostLifecycle default"},
+		"baseline":   {"judged at: Pod Security Standards baseline", "hostPathVolumes default", "restrictedVolumes off", "sysctls default"},
+		"privileged": {"judged at: Pod Security Standards privileged", "procMount off"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(sections[name], w) {
+				t.Errorf("profile %s lacks %q:\n%s", name, w, out)
+			}
+		}
+	}
+}

@@ -1006,7 +1006,7 @@ func TestPropertyReviewPodEqualsReview(t *testing.T) {
 			}
 			continue
 		}
-		got, gerr := ReviewPod(cfg, doc.Object, facts, Options{Raw: func() ([]byte, error) { return raw, nil }})
+		got, gerr := ReviewPod(cfg, doc.Object, facts, Options{Raw: rawPod(raw)})
 		if (gerr == nil) != (werr == nil) {
 			t.Errorf("pod %d: ReviewPod error %v, Review error %v", i, gerr, werr)
 			continue

@@ -11,10 +11,20 @@ type Options struct {
 	// ForceExemptions authorizes exemptions regardless of config (the CLI's
 	// --allow-exemptions, for a user hardening their own manifests).
 	ForceExemptions bool
-	// Raw returns the pod's JSON for ReviewPod (Review has it), read only
+	// Raw gives the pod's JSON to ReviewPod (Review has it), read only
 	// when the hardened pod must be judged (Result.MayFail).
-	Raw func() ([]byte, error)
+	Raw RawPod
 }
+
+// RawPod gives a pod's JSON on demand. An interface, not a func: a method
+// value made per review would be one more allocation on the hot path.
+type RawPod interface {
+	RawPod() ([]byte, error)
+}
+
+type rawPod []byte
+
+func (r rawPod) RawPod() ([]byte, error) { return r, nil }
 
 // Review is the whole decision for one pod, shared by the webhook and the
 // CLI: decode, authorize exemptions, select the profile, harden.
@@ -24,7 +34,7 @@ func Review(cfg *profiles.Config, raw []byte, f profiles.Facts, o Options) (*Res
 		return nil, err
 	}
 	if o.Raw == nil {
-		o.Raw = func() ([]byte, error) { return raw, nil }
+		o.Raw = rawPod(raw)
 	}
 	return review(cfg, pod, f, o)
 }
@@ -56,7 +66,7 @@ func review(cfg *profiles.Config, pod *podView, f profiles.Facts, o Options) (*R
 	}
 	res.Warnings = append(sel.Warnings, res.Warnings...)
 	if res.MayFail && o.Raw != nil {
-		raw, err := o.Raw()
+		raw, err := o.Raw.RawPod()
 		if err == nil {
 			err = Residual(raw, res)
 		}

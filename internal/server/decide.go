@@ -132,7 +132,7 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	var res *mutate.Result
 	var err error
 	if r.Pod != nil {
-		opts.Raw = r.rawPod
+		opts.Raw = r
 		res, err = mutate.ReviewPod(cfg, r.Pod, facts, opts)
 	} else {
 		res, err = mutate.Review(cfg, r.Object, facts, opts)
@@ -201,8 +201,8 @@ func (r *Request) hardensWholePod() bool {
 	return r.Group == "" && r.Resource == "pods" && r.Operation == "CREATE" && r.SubResource == ""
 }
 
-// rawPod returns the pod of a review read in one pass with its pod.
-func (r *Request) rawPod() ([]byte, error) {
+// RawPod returns the pod of a review read in one pass with its pod.
+func (r *Request) RawPod() ([]byte, error) {
 	var ar struct {
 		Request struct {
 			Object json.RawMessage `json:"object"`

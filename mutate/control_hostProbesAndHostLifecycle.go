@@ -36,10 +36,13 @@ func hostProbesAndHostLifecycle(h *hctx, t *target) {
 		{"livenessProbe", &c.LivenessProbe}, {"readinessProbe", &c.ReadinessProbe}, {"startupProbe", &c.StartupProbe},
 		{"lifecycle/postStart", &c.Lifecycle.PostStart}, {"lifecycle/preStop", &c.Lifecycle.PreStop},
 	} {
+		if hd.v.hosts == nil {
+			continue
+		}
 		for _, k := range []struct {
 			key string
 			v   *hostView
-		}{{"httpGet", &hd.v.HTTPGet}, {"tcpSocket", &hd.v.TCPSocket}} {
+		}{{"httpGet", &hd.v.hosts.HTTPGet}, {"tcpSocket", &hd.v.hosts.TCPSocket}} {
 			if k.v.Host == "" {
 				continue
 			}

@@ -34,6 +34,14 @@ func TestControlHostProbesAndHostLifecycle(t *testing.T) {
 			want: map[string]any{c0 + ".livenessProbe.httpGet": map[string]any{"path": "/h", "port": 80}, c0 + ".lifecycle.preStop.tcpSocket": map[string]any{"port": 80}},
 		},
 		{
+			name:      "keys written with escapes are read as the API server reads them; null handlers are unset",
+			pod:       `{"spec":{"containers":[{"name":"app","livenessProbe":null,"lifecycle":{"preStop":null},"readinessProbe":{"httpGet":{"port":80,"h\u006fst":"x"}},"startupProbe":{"tcpSocket":{"port":80},"httpGet":{"port":81,"httpHeaders":[{"name":"host","value":"host"}]}}}]}}`,
+			in:        restrictedIn(t, enforceA),
+			conflicts: []cf{{"hostProbesAndHostLifecycle", "containers[app]", enforceA}},
+			lost:      []string{"/spec/containers/0/readinessProbe/httpGet/host"},
+			want:      map[string]any{c0 + ".readinessProbe.httpGet": map[string]any{"port": 80}},
+		},
+		{
 			name:      "lifecycle host deny",
 			pod:       `{"spec":{"initContainers":[{"name":"i","lifecycle":{"postStart":{"httpGet":{"port":80,"host":"x"}}}}],"containers":[{"name":"app"}]}}`,
 			in:        restrictedIn(t, denyA),

@@ -26,10 +26,12 @@ type sysctlView struct {
 	Name string `json:"name"`
 }
 
-// containerHostsView: what a container asks of the node's network. The
-// handlers are values, not pointers: only a non-empty host matters, and
-// decoding into a value allocates nothing, for every container of every
-// pod.
+// containerHostsView: what a container asks of the node's network. Every
+// container of every pod carries it, so it is small (64 bytes) and its
+// parts decode the JSON only when it may hold what they look for: the
+// ports, probes and lifecycle handlers of nearly every container cost no
+// allocation. A key written with escapes (host\u0050ort) is decoded too,
+// as the API server reads it.
 type containerHostsView struct {
 	Ports          portsView     `json:"ports"`
 	LivenessProbe  handlerView   `json:"livenessProbe"`
@@ -38,22 +40,30 @@ type containerHostsView struct {
 	Lifecycle      lifecycleView `json:"lifecycle"`
 }
 
-// portsView decodes a container's ports only when one may set a hostPort,
-// so the ports of nearly every container cost no allocation. A key written
-// with escapes (host\u0050ort) is decoded too, as the API server reads it.
-type portsView []portView
+// mayHold reports whether a JSON value may hold the quoted key, written
+// with escapes or not.
+func mayHold(b []byte, quotedKey string) bool {
+	return bytes.Contains(b, []byte(quotedKey)) || bytes.Contains(b, []byte(`\u`))
+}
 
-func (p *portsView) UnmarshalJSON(b []byte) error {
-	if !bytes.Contains(b, []byte(`"hostPort"`)) && !bytes.Contains(b, []byte(`\u`)) {
-		return nil
-	}
-	var ps []portView
-	strict, err := kjson.UnmarshalStrict(b, &ps, kjson.DisallowDuplicateFields)
+// decodeView decodes as decodePod does: case-sensitive, duplicate keys refused.
+func decodeView(b []byte, v any) error {
+	strict, err := kjson.UnmarshalStrict(b, v, kjson.DisallowDuplicateFields)
 	if err != nil {
 		return err
 	}
-	if len(strict) > 0 {
-		return errors.Join(strict...)
+	return errors.Join(strict...)
+}
+
+type portsView []portView
+
+func (p *portsView) UnmarshalJSON(b []byte) error {
+	if !mayHold(b, `"hostPort"`) {
+		return nil
+	}
+	var ps []portView
+	if err := decodeView(b, &ps); err != nil {
+		return err
 	}
 	*p = ps
 	return nil
@@ -64,14 +74,32 @@ type portView struct {
 }
 
 // handlerView is a probe or a lifecycle handler: both reach a host with
-// httpGet or tcpSocket.
+// httpGet or tcpSocket. hosts is nil unless one of them has a host.
 type handlerView struct {
+	hosts *handlerHosts
+}
+
+type handlerHosts struct {
 	HTTPGet   hostView `json:"httpGet"`
 	TCPSocket hostView `json:"tcpSocket"`
 }
 
 type hostView struct {
 	Host string `json:"host"`
+}
+
+func (h *handlerView) UnmarshalJSON(b []byte) error {
+	if !mayHold(b, `"host"`) {
+		return nil
+	}
+	var hs handlerHosts
+	if err := decodeView(b, &hs); err != nil {
+		return err
+	}
+	if hs.HTTPGet.Host != "" || hs.TCPSocket.Host != "" {
+		h.hosts = &hs
+	}
+	return nil
 }
 
 type lifecycleView struct {

@@ -39,6 +39,9 @@ profiles:
   - name: strict-deny
     extends: restricted
     onConflict: deny
+  - name: strict-enforce
+    extends: restricted
+    onConflict: enforce
 namespaces:
   - names: ["legacy-*"]
     profile: baseline

@@ -68,7 +68,7 @@ func TestControlHostNamespaces(t *testing.T) {
 			name:      "windows HostProcess: hostNetwork must stay true",
 			pod:       `{"spec":{"os":{"name":"windows"},"hostNetwork":true,"securityContext":{"windowsOptions":{"hostProcess":true}},"containers":[{"name":"app"}]}}`,
 			in:        restrictedIn(t, enforceA),
-			conflicts: []cf{{"hostNamespaces", "pod", warnA}},
+			conflicts: []cf{{"hostNamespaces", "pod", warnA}, {"windowsHostProcess", "pod", warnA}},
 			want:      map[string]any{"spec.hostNetwork": true},
 			warnings:  []string{"Windows HostProcess pods must use the host network"},
 			noPSS:     "HostProcess pods are privileged by design",

@@ -138,7 +138,7 @@ func TestControlRunAsNonRoot(t *testing.T) {
 		{
 			name:     "windows HostProcess pod: left alone, said why",
 			pod:      `{"spec":{"os":{"name":"windows"},"hostNetwork":true,"securityContext":{"windowsOptions":{"hostProcess":true,"runAsUserName":"NT AUTHORITY\\SYSTEM"}},"containers":[{"name":"app"}]}}`,
-			in:       restrictedIn(t, warnA, withControl(profiles.HostNamespaces, profiles.ModeOff)),
+			in:       restrictedIn(t, warnA, withControl(profiles.HostNamespaces, profiles.ModeOff), withControl(profiles.WindowsHostProcess, profiles.ModeOff)),
 			want:     map[string]any{psc + ".runAsNonRoot": absent},
 			warnings: []string{"runAsNonRoot not set: Windows HostProcess pods run as a node account"},
 			noPSS:    "HostProcess pods are privileged by design",

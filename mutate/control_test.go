@@ -486,14 +486,25 @@ func TestControlRegistry(t *testing.T) {
 		profiles.SeccompProfile:               levelPod,
 		profiles.HostNamespaces:               levelPod,
 		profiles.AutomountServiceAccountToken: levelPod,
+		profiles.AppArmorProfile:              levelPod,
+		profiles.ProcMount:                    levelContainer,
+		profiles.SELinuxOptions:               levelPod,
+		profiles.Sysctls:                      levelPod,
+		profiles.HostPorts:                    levelContainer,
+		profiles.HostProbesAndHostLifecycle:   levelContainer,
+		profiles.HostPathVolumes:              levelPod,
+		profiles.RestrictedVolumes:            levelPod,
+		profiles.WindowsHostProcess:           levelPod,
 	}
 	linuxOnly := map[string]bool{
 		profiles.Capabilities: true, profiles.AllowPrivilegeEscalation: true,
 		profiles.Privileged: true, profiles.ReadOnlyRootFilesystem: true,
 		profiles.RunAsUser: true, profiles.SeccompProfile: true,
+		profiles.AppArmorProfile: true, profiles.ProcMount: true,
+		profiles.SELinuxOptions: true, profiles.Sysctls: true,
 	}
-	if len(profiles.ControlNames) != 9 {
-		t.Errorf("ControlNames has %d names, the contract 9", len(profiles.ControlNames))
+	if len(profiles.ControlNames) != len(levels) {
+		t.Errorf("ControlNames has %d names, the contract %d", len(profiles.ControlNames), len(levels))
 	}
 	count := map[string]int{}
 	for _, n := range profiles.ControlNames {

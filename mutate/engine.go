@@ -77,6 +77,16 @@ type Result struct {
 	Message string
 	// patchSize bounds the encoded size of Operations from above.
 	patchSize int
+	// MayFail: the hardened pod may still fail its profile's Pod Security
+	// Standards level (a control off, exempted or with a conflict kept);
+	// Residual then judges it. Failures lists the checks it fails.
+	MayFail  bool
+	Failures []string
+
+	prof    *profiles.Profile
+	level   string
+	prefix  string
+	windows bool
 }
 
 // hctx is the state of one hardening pass.
@@ -420,6 +430,7 @@ func (h *hctx) finish() *Result {
 	}
 	r.Warnings = append(r.Warnings, h.problems...)
 	r.Warnings = append(r.Warnings, summarize(r.Profile, r.Changes)...)
+	r.MayFail, r.prof, r.level, r.prefix, r.windows = h.mayFail(), h.prof, h.prof.Level, h.in.Prefix, h.windows
 	return r
 }
 

@@ -197,6 +197,7 @@ func TestHostProcessWithoutWindowsOSIsLinux(t *testing.T) {
 				{"privileged", "containers[app]", denyA},
 				{"capabilities", "containers[app]", warnA},
 				{"hostNamespaces", "pod", warnA},
+				{"windowsHostProcess", "pod", warnA},
 			},
 		},
 		{
@@ -206,6 +207,7 @@ func TestHostProcessWithoutWindowsOSIsLinux(t *testing.T) {
 				{"privileged", "containers[app]", warnA},
 				{"capabilities", "containers[app]", warnA},
 				{"hostNamespaces", "pod", warnA},
+				{"windowsHostProcess", "pod", warnA},
 			},
 			want: map[string]any{
 				sc + ".capabilities.drop":             []string{"ALL"},
@@ -224,6 +226,7 @@ func TestHostProcessWithoutWindowsOSIsLinux(t *testing.T) {
 				{"privileged", "containers[app]", enforceA},
 				{"capabilities", "containers[app]", enforceA},
 				{"hostNamespaces", "pod", enforceA},
+				{"windowsHostProcess", "pod", warnA},
 			},
 			lost: []string{"/spec/hostNetwork", sc2ptr(sc) + "/privileged", sc2ptr(sc) + "/capabilities/add"},
 			want: map[string]any{
@@ -239,7 +242,7 @@ func TestHostProcessWithoutWindowsOSIsLinux(t *testing.T) {
 		{
 			name:       "spec.os windows: still a Windows HostProcess pod",
 			pod:        `{"spec":{"os":{"name":"windows"},"hostNetwork":true,"securityContext":{"windowsOptions":{"hostProcess":true}},"containers":[{"name":"app"}]}}`,
-			conflicts:  []cf{{"hostNamespaces", "pod", warnA}},
+			conflicts:  []cf{{"hostNamespaces", "pod", warnA}, {"windowsHostProcess", "pod", warnA}},
 			want:       map[string]any{sc: absent},
 			noWarnings: []string{hostProcessWarning},
 			noPSS:      "HostProcess pods are privileged by design",

@@ -33,6 +33,12 @@ func FuzzHarden(f *testing.F) {
 	}
 	f.Add([]byte(`{"spec":{"containers":[{"name":"a","xFuture":` + strings.Repeat("[", 500) + strings.Repeat("]", 500) + `}]}}`))
 	f.Add([]byte(`{"spec":{"containers":[{"name":"a","xFuture":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}]}}`))
+	// Every field the controls named after PSS checks read.
+	f.Add([]byte(finding6))
+	f.Add([]byte(`{"metadata":{"annotations":{"container.apparmor.security.beta.kubernetes.io/a":"unconfined"}},"spec":{"hostUsers":false,` +
+		`"securityContext":{"seLinuxOptions":{"type":"spc_t","user":"u","role":"r"},"sysctls":[{"name":"kernel.msgmax"},{"name":"net.ipv4.tcp_syncookies"},{"name":"vm.x"}],"windowsOptions":{"hostProcess":true}},` +
+		`"volumes":[{"name":"n","nfs":{}},{"name":"e"}],"containers":[{"name":"a","securityContext":{"procMount":"Unmasked","appArmorProfile":{"type":"Unconfined"}},` +
+		`"ports":[{"containerPort":1,"host\u0050ort":2},{"hostPort":3}],"livenessProbe":{"tcpSocket":{"host":"h"}},"lifecycle":{"preStop":{"httpGet":{"host":"h"}}}}]}}`))
 	for i := uint64(0); i < 4; i++ {
 		g := &propGen{r: rand.New(rand.NewPCG(propSeed, i))}
 		f.Add(g.pod())

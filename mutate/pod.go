@@ -70,6 +70,10 @@ type podSCView struct {
 	FSGroup        *int64              `json:"fsGroup"`
 	SeccompProfile *seccompView        `json:"seccompProfile"`
 	WindowsOptions *windowsOptionsView `json:"windowsOptions"`
+	// Read by the controls of control_<check>.go named after PSS checks.
+	SELinuxOptions  *seLinuxView  `json:"seLinuxOptions"`
+	AppArmorProfile *appArmorView `json:"appArmorProfile"`
+	Sysctls         []sysctlView  `json:"sysctls"`
 }
 
 type volumeView struct {
@@ -77,12 +81,14 @@ type volumeView struct {
 	// EmptyDir is read only for a volume whose name the engine would give
 	// its own, and kept raw so no other pod's emptyDir can fail decoding.
 	EmptyDir json.RawMessage `json:"emptyDir"`
+	volumeSources
 }
 
 type containerView struct {
 	Name            string            `json:"name"`
 	SecurityContext *scView           `json:"securityContext"`
 	VolumeMounts    []volumeMountView `json:"volumeMounts"`
+	containerHostsView
 }
 
 type volumeMountView struct {
@@ -104,6 +110,9 @@ type scView struct {
 	Capabilities             *capabilitiesView   `json:"capabilities"`
 	SeccompProfile           *seccompView        `json:"seccompProfile"`
 	WindowsOptions           *windowsOptionsView `json:"windowsOptions"`
+	SELinuxOptions           *seLinuxView        `json:"seLinuxOptions"`
+	AppArmorProfile          *appArmorView       `json:"appArmorProfile"`
+	ProcMount                *string             `json:"procMount"`
 }
 
 // decodePod reads the views from a raw pod. It rejects what is not a JSON

@@ -1013,7 +1013,7 @@ func TestPropertyReviewPodEqualsReview(t *testing.T) {
 			}
 			continue
 		}
-		got, gerr := ReviewPod(context.Background(), cfg, doc.Object, facts, Options{})
+		got, gerr := ReviewPod(context.Background(), cfg, doc.Object, facts, Options{Raw: rawPod(raw)})
 		if (gerr == nil) != (werr == nil) {
 			t.Errorf("pod %d: ReviewPod error %v, Review error %v", i, gerr, werr)
 			continue

@@ -13,7 +13,20 @@ type Options struct {
 	// ForceExemptions authorizes exemptions regardless of config (the CLI's
 	// --allow-exemptions, for a user hardening their own manifests).
 	ForceExemptions bool
+	// Raw gives the pod's JSON to ReviewPod (Review has it), read only
+	// when the hardened pod must be judged (Result.MayFail).
+	Raw RawPod
 }
+
+// RawPod gives a pod's JSON on demand. An interface, not a func: a method
+// value made per review would be one more allocation on the hot path.
+type RawPod interface {
+	RawPod() ([]byte, error)
+}
+
+type rawPod []byte
+
+func (r rawPod) RawPod() ([]byte, error) { return r, nil }
 
 // Review is the whole decision for one pod, shared by the webhook and the
 // CLI: decode, authorize exemptions, select the profile, harden. It stops
@@ -22,6 +35,9 @@ func Review(ctx context.Context, cfg *profiles.Config, raw []byte, f profiles.Fa
 	pod, err := decodePod(raw)
 	if err != nil {
 		return nil, err
+	}
+	if o.Raw == nil {
+		o.Raw = rawPod(raw)
 	}
 	return review(ctx, cfg, pod, f, o)
 }
@@ -52,5 +68,16 @@ func review(ctx context.Context, cfg *profiles.Config, pod *podView, f profiles.
 		return nil, err
 	}
 	res.Warnings = append(sel.Warnings, res.Warnings...)
+	if res.MayFail && o.Raw != nil {
+		raw, err := o.Raw.RawPod()
+		if err == nil {
+			err = Residual(raw, res)
+		}
+		if err != nil {
+			// Judging is advice: a pod that cannot be judged is still
+			// hardened as its profile says.
+			res.Warnings = append(res.Warnings, "the hardened pod could not be judged by Pod Security Standards: "+err.Error())
+		}
+	}
 	return res, nil
 }

@@ -245,6 +245,7 @@ func (p *Profile) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s\n", p.Name, p.Description)
 	fmt.Fprintf(&b, "  onConflict: %s\n", p.OnConflict)
+	fmt.Fprintf(&b, "  judged at: Pod Security Standards %s\n", p.Level)
 	for _, c := range ControlNames {
 		m := p.Controls[c]
 		if m == "" {

@@ -22,6 +22,17 @@ const (
 	SeccompProfile               = "seccompProfile"
 	HostNamespaces               = "hostNamespaces"
 	AutomountServiceAccountToken = "automountServiceAccountToken"
+	// The controls below are named after the Pod Security Standards check
+	// each one owns (k8s.io/pod-security-admission/policy check IDs).
+	AppArmorProfile            = "appArmorProfile"
+	ProcMount                  = "procMount"
+	SELinuxOptions             = "seLinuxOptions"
+	Sysctls                    = "sysctls"
+	HostPorts                  = "hostPorts"
+	HostProbesAndHostLifecycle = "hostProbesAndHostLifecycle"
+	HostPathVolumes            = "hostPathVolumes"
+	RestrictedVolumes          = "restrictedVolumes"
+	WindowsHostProcess         = "windowsHostProcess"
 )
 
 // ControlNames lists every control in the order the engine runs them.
@@ -35,6 +46,24 @@ var ControlNames = []string{
 	SeccompProfile,
 	HostNamespaces,
 	AutomountServiceAccountToken,
+	AppArmorProfile,
+	ProcMount,
+	SELinuxOptions,
+	Sysctls,
+	// After HostNamespaces: whether a hostPort can go depends on whether
+	// hostNetwork stayed true.
+	HostPorts,
+	HostProbesAndHostLifecycle,
+	HostPathVolumes,
+	RestrictedVolumes,
+	WindowsHostProcess,
+}
+
+// baselineControls are the controls that own a Pod Security Standards
+// baseline check: the built-in baseline profile turns them on.
+var baselineControls = []string{
+	Privileged, Capabilities, HostNamespaces, SeccompProfile, AppArmorProfile, ProcMount,
+	SELinuxOptions, Sysctls, HostPorts, HostProbesAndHostLifecycle, HostPathVolumes, WindowsHostProcess,
 }
 
 // CanonicalControl returns the control's canonical name for a name in any
@@ -112,8 +141,12 @@ type EmptyDir struct {
 // Profile is a fully resolved profile: built-in, or custom with its
 // `extends` chain applied. The engine reads only this.
 type Profile struct {
-	Name                string
-	Description         string
+	Name        string
+	Description string
+	// Level is the Pod Security Standards level the profile aims at
+	// (restricted, baseline or privileged), inherited through extends from
+	// the built-in at the root: after hardening, a pod is judged at it.
+	Level               string
 	Controls            map[string]Mode
 	OnConflict          Action
 	AllowedCapabilities []string
@@ -191,6 +224,7 @@ func Builtins() map[string]*Profile {
 	restricted := &Profile{
 		Name:                "restricted",
 		Description:         "every control; a pod without conflicts passes Pod Security Standards restricted",
+		Level:               "restricted",
 		Controls:            allControls(ModeDefault),
 		OnConflict:          ActionWarn,
 		AllowedCapabilities: []string{"NET_BIND_SERVICE"},
@@ -203,19 +237,21 @@ func Builtins() map[string]*Profile {
 	baseline := &Profile{
 		Name:        "baseline",
 		Description: "what Pod Security Standards baseline needs, plus allowPrivilegeEscalation and seccompProfile",
+		Level:       "baseline",
 		Controls:    allControls(ModeOff),
 		OnConflict:  ActionWarn,
 		// Baseline keeps the runtime's default capabilities: nothing is
 		// dropped, and only adds beyond the PSS baseline set conflict.
 		AllowedCapabilities: append([]string(nil), pssBaselineCapabilities...),
 	}
-	for _, c := range []string{Privileged, Capabilities, HostNamespaces, AllowPrivilegeEscalation, SeccompProfile} {
+	for _, c := range append([]string{AllowPrivilegeEscalation}, baselineControls...) {
 		baseline.Controls[c] = ModeDefault
 	}
 
 	privileged := &Profile{
 		Name:        "privileged",
 		Description: "touches nothing",
+		Level:       "privileged",
 		Controls:    allControls(ModeOff),
 		OnConflict:  ActionWarn,
 	}

@@ -104,6 +104,26 @@ func TestBuiltins(t *testing.T) {
 	if b.Enabled(ReadOnlyRootFilesystem) || !b.Enabled(AllowPrivilegeEscalation) || !b.Enabled(SeccompProfile) || len(b.DropCapabilities) != 0 {
 		t.Errorf("baseline: %+v", b)
 	}
+	for _, ctl := range []string{AppArmorProfile, ProcMount, SELinuxOptions, Sysctls, HostPorts, HostProbesAndHostLifecycle, HostPathVolumes, WindowsHostProcess} {
+		if !b.Enabled(ctl) {
+			t.Errorf("baseline does not enable %s, which owns a PSS baseline check", ctl)
+		}
+	}
+	if b.Enabled(RestrictedVolumes) {
+		t.Errorf("baseline enables restrictedVolumes, a restricted-only check")
+	}
+	if r.Level != "restricted" || b.Level != "baseline" || p.Level != "privileged" {
+		t.Errorf("levels %q %q %q", r.Level, b.Level, p.Level)
+	}
+	ext, err := Parse([]byte("profiles:\n- {name: a, extends: baseline}\n- {name: b, extends: a}\n- {name: c}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"a": "baseline", "b": "baseline", "c": "restricted"} {
+		if p, _ := ext.Profile(name); p.Level != want {
+			t.Errorf("profile %s judged at %q, want %q (from the built-in it extends)", name, p.Level, want)
+		}
+	}
 	if c.DefaultProfile != "restricted" || c.Exemptions.OnUnauthorized != ActionWarn {
 		t.Errorf("defaults: %q %q", c.DefaultProfile, c.Exemptions.OnUnauthorized)
 	}

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 )
@@ -35,7 +37,10 @@ type single struct {
 	evaluator policy.Evaluator
 }
 
-var checks []single
+var (
+	checks []single
+	byID   = map[string]*single{}
+)
 
 func init() {
 	for _, c := range policy.DefaultChecks() {
@@ -46,6 +51,39 @@ func init() {
 		checks = append(checks, single{id: string(c.ID), level: c.Level, evaluator: e})
 	}
 	sort.Slice(checks, func(i, j int) bool { return checks[i].id < checks[j].id })
+	for i := range checks {
+		byID[checks[i].id] = &checks[i]
+	}
+}
+
+// CheckIDs lists every check with its level, sorted by ID.
+func CheckIDs() map[string]api.Level {
+	out := make(map[string]api.Level, len(checks))
+	for _, c := range checks {
+		out[c.id] = c.level
+	}
+	return out
+}
+
+// Allows reports whether a pod passes one check, by ID, at the latest
+// policy version and the given level. The engine asks it about a single
+// value (one sysctl, one SELinux type) in a pod built around that value,
+// so the sets of allowed values stay the evaluator's own: the policy
+// package exports its checks, not their sets.
+func Allows(id string, level api.Level, meta *metav1.ObjectMeta, spec *corev1.PodSpec) bool {
+	c, ok := byID[id]
+	if !ok {
+		panic("pss: no check " + id)
+	}
+	if meta == nil {
+		meta = &metav1.ObjectMeta{}
+	}
+	for _, r := range c.evaluator.EvaluatePod(api.LevelVersion{Level: level, Version: api.LatestVersion()}, meta, spec) {
+		if !r.Allowed {
+			return false
+		}
+	}
+	return true
 }
 
 // Evaluate returns the checks of level (and the levels below it) the pod
@@ -86,8 +124,10 @@ func DecodePodLenient(raw []byte) (*corev1.Pod, string, error) {
 	var te *json.UnmarshalTypeError
 	switch {
 	case err == nil:
+		defaultVolumes(&p)
 		return &p, "", nil
 	case errors.As(err, &te):
+		defaultVolumes(&p)
 		return &p, fmt.Sprintf("field %s of the wrong type ignored", te.Field), nil
 	default:
 		return nil, "", fmt.Errorf("decoding pod for the PSS evaluator: %w", err)
@@ -100,5 +140,18 @@ func DecodePod(raw []byte) (*corev1.Pod, error) {
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return nil, fmt.Errorf("decoding pod for the PSS evaluator: %w", err)
 	}
+	defaultVolumes(&p)
 	return &p, nil
+}
+
+// defaultVolumes makes a volume with no source an emptyDir, as the API
+// server's defaulting does before admission: a manifest judged offline is
+// then judged as the cluster's PodSecurity admission would judge it,
+// instead of failing restricted for an "unknown" volume type.
+func defaultVolumes(p *corev1.Pod) {
+	for i := range p.Spec.Volumes {
+		if v := &p.Spec.Volumes[i]; reflect.ValueOf(v.VolumeSource).IsZero() {
+			v.EmptyDir = &corev1.EmptyDirVolumeSource{}
+		}
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	kjson "sigs.k8s.io/json"
+
 	"github.com/pod-hardener/pod-hardener/mutate"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
@@ -33,6 +35,10 @@ type Request struct {
 	DryRun    bool
 	User      string
 	Groups    []string
+	// review is the AdmissionReview the Pod was read from, for the rare
+	// hardened pod that must be judged (mutate.Options.Raw). It is the
+	// handler's pooled body: valid only while Decide runs.
+	review []byte
 }
 
 // Decision is the answer to one request.
@@ -126,6 +132,7 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	var res *mutate.Result
 	var err error
 	if r.Pod != nil {
+		opts.Raw = r
 		res, err = mutate.ReviewPod(ctx, cfg, r.Pod, facts, opts)
 	} else {
 		res, err = mutate.Review(ctx, cfg, r.Object, facts, opts)
@@ -148,6 +155,9 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	}
 	if res.Refused {
 		dec.AuditAnnotations["exemptions-refused"] = "true"
+	}
+	if len(res.Failures) > 0 {
+		dec.AuditAnnotations[res.Level()+"-failures"] = strings.Join(res.Failures, ",")
 	}
 	if len(res.Conflicts) > 0 {
 		var cs []string
@@ -189,6 +199,20 @@ func describe(r *Request) string {
 // hardensWholePod: a pod CREATE, the request whose whole pod is hardened.
 func (r *Request) hardensWholePod() bool {
 	return r.Group == "" && r.Resource == "pods" && r.Operation == "CREATE" && r.SubResource == ""
+}
+
+// RawPod returns the pod of a review read in one pass with its pod.
+func (r *Request) RawPod() ([]byte, error) {
+	var ar struct {
+		Request struct {
+			Object json.RawMessage `json:"object"`
+		} `json:"request"`
+	}
+	// Read as decodeReview read the pod: case-sensitive keys.
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(r.review, &ar); err != nil {
+		return nil, fmt.Errorf("reading the pod again: %w", err)
+	}
+	return ar.Request.Object, nil
 }
 
 func (r *Request) hasMirrorAnnotation() bool {

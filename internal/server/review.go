@@ -78,6 +78,7 @@ func decodeReview(body []byte) (*decodedReview, error) {
 		d := decoded(fast.APIVersion, fast.Kind, fast.Request, nil)
 		if d.req.hardensWholePod() {
 			d.req.Pod = fast.Request.Object
+			d.req.review = body
 			return d, nil
 		}
 	}

@@ -1,0 +1,60 @@
+package mutate
+
+import (
+	"strconv"
+
+	"github.com/pod-hardener/pod-hardener/profiles"
+)
+
+/*
+sysctls: most kernel parameters are shared with the node or other pods.
+PSS baseline allows only the namespaced, isolated ones the evaluator lists
+(policy/check_sysctls.go; each name is judged by the evaluator itself).
+
+Fields: spec.securityContext.sysctls[*].name.
+Sets: nothing.
+Conflict: a sysctl outside the allowed set. Enforce removes that entry and
+keeps the others.
+*/
+
+func init() {
+	register(&control{
+		name:      profiles.Sysctls,
+		level:     levelPod,
+		linuxOnly: true,
+		pod:       sysctls,
+	})
+}
+
+func sysctls(h *hctx) {
+	sc := h.pod.Spec.SecurityContext
+	if h.in.EphemeralOnly != nil || sc == nil || len(sc.Sysctls) == 0 {
+		return
+	}
+	var drop []int
+	for i, s := range sc.Sysctls {
+		if sysctlAllowed(s.Name) {
+			continue
+		}
+		if h.conflict(profiles.Sysctls, nil, "spec.securityContext.sysctls["+strconv.Itoa(i)+"].name", s.Name) == profiles.ActionEnforce {
+			drop = append(drop, i)
+		}
+	}
+	if len(drop) == 0 {
+		return
+	}
+	// From the last: each remove shifts the entries after it.
+	list := h.podSC.child("sysctls", true)
+	for i := len(drop) - 1; i >= 0; i-- {
+		h.b.remove(list.at() + "/" + strconv.Itoa(drop[i]))
+	}
+	kept := sc.Sysctls[:0]
+	for i, s := range sc.Sysctls {
+		if len(drop) > 0 && drop[0] == i {
+			drop = drop[1:]
+			continue
+		}
+		kept = append(kept, s)
+	}
+	sc.Sysctls = kept
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -377,7 +378,7 @@ func TestDriftOfRevokedExemption(t *testing.T) {
 	p := plain("team-y", "was-exempt", nil)
 	p.Annotations = map[string]string{mutate.AnnotationExemptControls: "capabilities", mutate.AnnotationExempted: "capabilities@app", mutate.AnnotationHardened: "restricted"}
 	cfg.Exemptions.Subjects = profiles.Subjects{}
-	r, err := evaluate(cfg, profiles.Facts{Namespace: "team-y", NamespaceKnown: true}, p)
+	r, err := newEvaluator(cfg).evaluate(profiles.Facts{Namespace: "team-y", NamespaceKnown: true}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +469,7 @@ func TestMirrorPodAndDeny(t *testing.T) {
 	mirror := plain("kube-system", "etcd-node1", ctrl("v1", "Node", "node1"))
 	mirror.Annotations = map[string]string{mirrorAnnotation: "abc"}
 	mirror.Spec.NodeName = "node1"
-	r, err := evaluate(cfg, f, mirror)
+	r, err := newEvaluator(cfg).evaluate(f, mirror)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,11 +479,77 @@ func TestMirrorPodAndDeny(t *testing.T) {
 	yes := true
 	priv := plain("kube-system", "priv", nil)
 	priv.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &yes}
-	r, err = evaluate(cfg, f, priv)
+	r, err = newEvaluator(cfg).evaluate(f, priv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.status != Conflict || !strings.Contains(r.rejected, "rejected") || r.pssAfter != api.LevelPrivileged {
 		t.Errorf("denied pod: %+v", r)
+	}
+}
+
+// replica is a pod of a ReplicaSet as the API server stores it: its own
+// name, uid, node, labels, and token volume with a random suffix.
+func replica(i int, suffix string) *corev1.Pod {
+	p := plain("apps", fmt.Sprintf("web-7d9f-%d", i), ctrl("apps/v1", "ReplicaSet", "web-7d9f"))
+	p.GenerateName = "web-7d9f-"
+	p.UID = types.UID(fmt.Sprintf("uid-%d", i))
+	p.ResourceVersion = fmt.Sprint(100 + i)
+	p.Labels["pod-index"] = fmt.Sprint(i)
+	p.Spec.NodeName = fmt.Sprintf("node-%d", i)
+	vol := saTokenVolume + suffix
+	p.Spec.Volumes = []corev1.Volume{{Name: vol, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{}}}}
+	p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: vol, MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true}}
+	return p
+}
+
+func TestReplicasReviewedOnce(t *testing.T) {
+	cfg := loadTestConfig(t)
+	f := profiles.Facts{Namespace: "apps", NamespaceKnown: true}
+	shared := newEvaluator(cfg)
+	a, b := replica(0, "x7k2q"), replica(1, "p9zzm")
+	ra, err := shared.evaluate(f, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := shared.evaluate(f, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shared.reviews != 1 {
+		t.Errorf("two replicas reviewed %d times, want 1", shared.reviews)
+	}
+	if b.Spec.Volumes[0].Name != saTokenVolume+"p9zzm" || b.Spec.Containers[0].VolumeMounts[0].Name != saTokenVolume+"p9zzm" || b.Spec.NodeName != "node-1" {
+		t.Error("reviewing changed the stored pod")
+	}
+	// Shared or not, the result is the one a review of that pod alone gives.
+	alone, err := newEvaluator(cfg).evaluate(f, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(rb, alone) || !reflect.DeepEqual(ra, alone) || alone.status != WouldChange {
+		t.Errorf("shared %+v\nalone %+v", rb, alone)
+	}
+	// A replica that differs in what the engine reads is reviewed anew.
+	yes := true
+	c := replica(2, "aaaaa")
+	c.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &yes}
+	rc, err := shared.evaluate(f, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shared.reviews != 2 || rc.status != Conflict {
+		t.Errorf("changed replica: %d reviews, status %s", shared.reviews, rc.status)
+	}
+	// A mirror pod of the same spec is exempt, and the shared result stays.
+	m := replica(3, "bbbbb")
+	m.Annotations = map[string]string{mirrorAnnotation: "x"}
+	rm, err := shared.evaluate(f, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := shared.evaluate(f, replica(4, "ccccc"))
+	if rm.status != Exempt || again.status != WouldChange {
+		t.Errorf("mirror %s, replica after it %s", rm.status, again.status)
 	}
 }

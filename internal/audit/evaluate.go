@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -56,28 +57,116 @@ const (
 	mirrorAllowed    = "mirror pod: made by the kubelet from a static manifest, which the webhook does not review"
 )
 
-// evaluate reviews a stored pod as the webhook would review it if it were
-// created now by an unknown requester. The stored pod has the API
-// server's defaults filled in, as the webhook's view of a new pod does.
-func evaluate(cfg *profiles.Config, f profiles.Facts, p *corev1.Pod) (*podResult, error) {
-	raw, err := json.Marshal(p)
+// evaluator reviews pods as the webhook would review them if they were
+// created now by an unknown requester. The replicas of a workload differ
+// only in fields neither the engine nor the PSS checks read (names, node,
+// the service account token volume's random suffix), so each distinct pod
+// is reviewed once and its result reused: reviewing, patching and judging
+// a pod costs several times reading it.
+type evaluator struct {
+	cfg   *profiles.Config
+	cache map[[sha256.Size]byte]*podResult
+	// reviews counts pods actually reviewed (cache misses).
+	reviews int
+}
+
+// maxCached bounds the cache; when full it starts over.
+const maxCached = 4096
+
+func newEvaluator(cfg *profiles.Config) *evaluator {
+	return &evaluator{cfg: cfg, cache: map[[sha256.Size]byte]*podResult{}}
+}
+
+// evaluate reviews a stored pod. The stored pod has the API server's
+// defaults filled in, as the webhook's view of a new pod does. The result
+// may be shared with other pods: callers do not change it.
+func (e *evaluator) evaluate(f profiles.Facts, p *corev1.Pod) (*podResult, error) {
+	q := reviewed(p)
+	raw, err := json.Marshal(q)
 	if err != nil {
 		return nil, fmt.Errorf("encoding pod %s/%s: %w", p.Namespace, p.Name, err)
 	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%t\x00", f.Namespace, f.NamespaceKnown)
+	h.Write(raw)
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	r, ok := e.cache[key]
+	if !ok {
+		if r, err = review(e.cfg, f, q, raw); err != nil {
+			return nil, fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
+		}
+		e.reviews++
+		if len(e.cache) >= maxCached {
+			clear(e.cache)
+		}
+		e.cache[key] = r
+	}
+	// The webhook skips mirror pods a node creates; it cannot change them.
+	if _, ok := p.Annotations[mirrorAnnotation]; ok && p.Spec.NodeName != "" {
+		m := *r
+		m.status, m.exempted, m.allowedBy, m.pssAfter = Exempt, "*", mirrorAllowed, r.pssNow
+		return &m, nil
+	}
+	return r, nil
+}
+
+// saTokenVolume is the prefix of the projected service account token
+// volume the API server adds, with a random suffix, to each pod.
+const saTokenVolume = "kube-api-access-"
+
+// reviewed is the pod without what differs between replicas and is read
+// by neither the engine nor the PSS checks: name (when generated), uid,
+// resource version, timestamps, labels, node, hostname, status, and the
+// token volume's random suffix. The pod given is not changed.
+func reviewed(p *corev1.Pod) *corev1.Pod {
+	q := &corev1.Pod{Spec: p.Spec}
+	q.Namespace, q.GenerateName, q.Annotations, q.OwnerReferences = p.Namespace, p.GenerateName, p.Annotations, p.OwnerReferences
+	if p.GenerateName == "" {
+		q.Name = p.Name
+	}
+	q.Spec.NodeName, q.Spec.Hostname = "", ""
+	for i, v := range p.Spec.Volumes {
+		if !strings.HasPrefix(v.Name, saTokenVolume) || v.Projected == nil {
+			continue
+		}
+		q.Spec.Volumes = append([]corev1.Volume(nil), p.Spec.Volumes...)
+		q.Spec.Volumes[i].Name = saTokenVolume
+		rename := func(cs []corev1.Container) []corev1.Container {
+			out := append([]corev1.Container(nil), cs...)
+			for j := range out {
+				out[j].VolumeMounts = append([]corev1.VolumeMount(nil), out[j].VolumeMounts...)
+				for k := range out[j].VolumeMounts {
+					if out[j].VolumeMounts[k].Name == v.Name {
+						out[j].VolumeMounts[k].Name = saTokenVolume
+					}
+				}
+			}
+			return out
+		}
+		q.Spec.Containers, q.Spec.InitContainers = rename(p.Spec.Containers), rename(p.Spec.InitContainers)
+		break
+	}
+	return q
+}
+
+// review is the engine's verdict on one pod, given typed and as JSON.
+func review(cfg *profiles.Config, f profiles.Facts, p *corev1.Pod, raw []byte) (*podResult, error) {
 	res, err := mutate.Review(cfg, raw, f, mutate.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("reviewing pod %s/%s: %w", p.Namespace, p.Name, err)
+		return nil, fmt.Errorf("reviewing: %w", err)
 	}
+	ann := p.Annotations
 	auth := cfg.AuthorizeExemptions(f)
 	allowedBy := auth.Why
-	recorded, hasRecorded := p.Annotations[mutate.AnnotationExempted]
+	recorded, hasRecorded := ann[mutate.AnnotationExempted]
 	// Exemptions refused only because no requester is known: if the
 	// webhook recorded them at admission and config lists subjects, a
 	// listed requester may have been the one who allowed them.
-	if res.Refused && hasSubjects(cfg) && hasRecorded && p.Annotations[mutate.AnnotationHardened] != "" {
+	if res.Refused && hasSubjects(cfg) && hasRecorded && ann[mutate.AnnotationHardened] != "" {
 		forced, err := mutate.Review(cfg, raw, f, mutate.Options{ForceExemptions: true})
 		if err != nil {
-			return nil, fmt.Errorf("reviewing pod %s/%s: %w", p.Namespace, p.Name, err)
+			return nil, fmt.Errorf("reviewing: %w", err)
 		}
 		res, allowedBy = forced, requesterAllowed
 	}
@@ -106,12 +195,8 @@ func evaluate(cfg *profiles.Config, f profiles.Facts, p *corev1.Pod) (*podResult
 	default:
 		r.status = Hardened
 	}
-	// The webhook skips mirror pods a node creates; it cannot change them.
-	if _, ok := p.Annotations[mirrorAnnotation]; ok && p.Spec.NodeName != "" {
-		r.status, r.exempted, r.allowedBy = Exempt, "*", mirrorAllowed
-	}
 
-	hardenedAs := p.Annotations[mutate.AnnotationHardened]
+	hardenedAs := ann[mutate.AnnotationHardened]
 	r.reviewed = hardenedAs != ""
 	if r.reviewed && hardenedAs != res.Profile {
 		r.drift = append(r.drift, driftItem{DriftProfile, fmt.Sprintf("hardened under profile %q; selected today: %q", hardenedAs, res.Profile)})
@@ -132,7 +217,7 @@ func evaluate(cfg *profiles.Config, f profiles.Facts, p *corev1.Pod) (*podResult
 	if len(res.Operations) > 0 && !res.Denied && r.status != Exempt {
 		after, err := applyOps(raw, res.Operations)
 		if err != nil {
-			return nil, fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
+			return nil, err
 		}
 		r.pssAfter = pss.Level(after)
 	}

@@ -101,6 +101,7 @@ const (
 // aggregator folds pod reviews into workloads as pages arrive.
 type aggregator struct {
 	cfg        *profiles.Config
+	eval       *evaluator
 	client     kubernetes.Interface
 	namespaces map[string]namespaceInfo
 	owners     *owners
@@ -109,7 +110,7 @@ type aggregator struct {
 }
 
 func newAggregator(cfg *profiles.Config, client kubernetes.Interface, nss map[string]namespaceInfo) *aggregator {
-	return &aggregator{cfg: cfg, client: client, namespaces: nss, owners: newOwners(client), workloads: map[WorkloadRef]*Workload{}}
+	return &aggregator{cfg: cfg, eval: newEvaluator(cfg), client: client, namespaces: nss, owners: newOwners(client), workloads: map[WorkloadRef]*Workload{}}
 }
 
 // facts are what the webhook would know about a pod created now in its
@@ -130,7 +131,7 @@ func (a *aggregator) facts(ctx context.Context, ns string) profiles.Facts {
 }
 
 func (a *aggregator) add(ctx context.Context, p *corev1.Pod) error {
-	r, err := evaluate(a.cfg, a.facts(ctx, p.Namespace), p)
+	r, err := a.eval.evaluate(a.facts(ctx, p.Namespace), p)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -140,16 +139,11 @@ func auditCmd(args []string) error {
 			runs = append(runs, r)
 		}
 	}
-	med := func(what string, f func(*AuditRun) float64) float64 {
-		var v []float64
-		for _, r := range runs {
-			if r.What == what {
-				v = append(v, f(r))
-			}
-		}
-		sort.Float64s(v)
-		return v[len(v)/2]
+	byWhat := map[string][]*AuditRun{}
+	for _, r := range runs {
+		byWhat[r.What] = append(byWhat[r.What], r)
 	}
+	med := func(what string, f func(*AuditRun) float64) float64 { return medianBy(byWhat[what], f) }
 	wall := func(r *AuditRun) float64 { return r.WallSec }
 	rss := func(r *AuditRun) float64 { return r.MaxRSSMiB }
 	cpu := func(r *AuditRun) float64 { return r.CPUSec }

@@ -97,7 +97,7 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg *profiles.Config,
 	if err != nil {
 		return nil, err
 	}
-	a := newAggregator(cfg, client, nss)
+	a := newAggregator(cfg, client, nss, o.PageSize)
 	pods := client.CoreV1().Pods(o.Namespace)
 	err = paginate(ctx, o.PageSize, func(opts metav1.ListOptions) (string, error) {
 		opts.LabelSelector = o.LabelSelector

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -552,4 +554,73 @@ func TestReplicasReviewedOnce(t *testing.T) {
 	if rm.status != Exempt || again.status != WouldChange {
 		t.Errorf("mirror %s, replica after it %s", rm.status, again.status)
 	}
+}
+
+// TestOwnersListedOncePerNamespace: a namespace's ReplicaSets and Jobs are
+// listed once, not read one by one; one missing from the list is read on
+// its own; a refused list is reported and its pods grouped by the owner
+// named on them.
+func TestOwnersListedOncePerNamespace(t *testing.T) {
+	cfg := loadTestConfig(t)
+	cs := cluster(t, cfg)
+	newPager(cs)
+	// A pod whose ReplicaSet is not in the list (made after it was read).
+	late := plain("apps", "late-1", ctrl("apps/v1", "ReplicaSet", "late"))
+	if err := cs.Tracker().Add(late); err != nil {
+		t.Fatal(err)
+	}
+	cs.PrependReactor("list", "replicasets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		la := a.(k8stesting.ListActionImpl)
+		list, err := cs.Tracker().List(la.GetResource(), la.GetKind(), la.GetNamespace())
+		if err != nil {
+			return true, nil, err
+		}
+		if err := cs.Tracker().Add(&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: "apps",
+			OwnerReferences: ctrl("apps/v1", "Deployment", "late")}}); err != nil && !strings.Contains(err.Error(), "exists") {
+			t.Fatal(err)
+		}
+		return true, list, nil
+	})
+	r, err := Run(context.Background(), cs, cfg, Options{PageSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, a := range cs.Actions() {
+		count[a.GetVerb()+" "+a.GetResource().Resource]++
+	}
+	if count["list replicasets"] != 1 || count["list jobs"] != 1 || count["get replicasets"] != 1 || count["get jobs"] != 0 {
+		t.Errorf("owner requests: %v; want one list each, one get (the late ReplicaSet)", count)
+	}
+	ws := byName(r)
+	if ws["apps/Deployment/late"] == nil || ws["apps/Deployment/web"] == nil || ws["apps/CronJob/nightly"] == nil {
+		t.Errorf("workloads: %v", keysOf(ws))
+	}
+
+	// Listing and reading ReplicaSets refused.
+	cs = cluster(t, cfg)
+	newPager(cs)
+	cs.PrependReactor("*", "replicasets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(appsv1.Resource("replicasets"), "", errors.New("no RBAC"))
+	})
+	r, err = Run(context.Background(), cs, cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws = byName(r)
+	if ws["apps/ReplicaSet/web-7d9f"] == nil || ws["apps/ReplicaSet/web-7d9f"].Pods != 3 || ws["apps/CronJob/nightly"] == nil {
+		t.Errorf("workloads without ReplicaSet access: %v", keysOf(ws))
+	}
+	if len(r.OwnerLookupErrors) == 0 || !strings.Contains(strings.Join(r.OwnerLookupErrors, "\n"), "listing ReplicaSets in apps") {
+		t.Errorf("owner errors: %v", r.OwnerLookupErrors)
+	}
+}
+
+func keysOf(m map[string]*Workload) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -25,21 +25,33 @@ func (r WorkloadRef) String() string { return r.Namespace + "/" + r.Kind + "/" +
 
 // owners resolves a pod's owner to its workload: a ReplicaSet to its
 // Deployment and a Job to its CronJob, through their own owner
-// references. Each ReplicaSet and Job is read once, when its first pod
-// arrives; a cluster has far fewer of them than pods.
+// references. The ReplicaSets and Jobs of a namespace are listed, a page at
+// a time, when its first pod that needs them arrives (pods are listed in
+// namespace order), and only their owners are kept; one created since is
+// read on its own.
 type owners struct {
-	client kubernetes.Interface
-	cache  map[string]WorkloadRef // namespace/kind/name of the pod's owner
-	// errors lists owners that could not be read, each once.
+	client   kubernetes.Interface
+	pageSize int64
+	// parents maps namespace/kind/name of a ReplicaSet or Job to its
+	// workload, for the namespaces listed so far.
+	parents map[string]WorkloadRef
+	listed  map[string]bool // namespace/kind
+	// errors lists what could not be read, each once.
 	errors []string
 }
 
-func newOwners(c kubernetes.Interface) *owners {
-	return &owners{client: c, cache: map[string]WorkloadRef{}}
+func newOwners(c kubernetes.Interface, pageSize int64) *owners {
+	return &owners{client: c, pageSize: pageSize, parents: map[string]WorkloadRef{}, listed: map[string]bool{}}
 }
 
 // maxOwnerErrors bounds the list of lookup errors kept for the report.
 const maxOwnerErrors = 20
+
+func (o *owners) fail(what string, err error) {
+	if len(o.errors) < maxOwnerErrors {
+		o.errors = append(o.errors, fmt.Sprintf("%s: %v", what, err))
+	}
+}
 
 // controllerOf returns the managing owner reference, or the first one.
 func controllerOf(refs []metav1.OwnerReference) *metav1.OwnerReference {
@@ -52,6 +64,15 @@ func controllerOf(refs []metav1.OwnerReference) *metav1.OwnerReference {
 		return &refs[0]
 	}
 	return nil
+}
+
+// parentOf is the workload of a ReplicaSet or Job with these owner
+// references: its Deployment or CronJob, else itself.
+func parentOf(self WorkloadRef, refs []metav1.OwnerReference, parentKind string) WorkloadRef {
+	if up := controllerOf(refs); up != nil && up.Kind == parentKind {
+		return WorkloadRef{Namespace: self.Namespace, Kind: up.Kind, Name: up.Name, APIVersion: up.APIVersion}
+	}
+	return self
 }
 
 // workload returns the workload a pod belongs to.
@@ -71,23 +92,62 @@ func (o *owners) workload(ctx context.Context, p *corev1.Pod) WorkloadRef {
 		return direct
 	}
 	key := direct.String()
-	if w, ok := o.cache[key]; ok {
+	if w, ok := o.parents[key]; ok {
 		return w
 	}
-	w := direct
-	refs, err := o.ownerRefs(ctx, direct)
-	switch {
-	case err != nil:
-		if len(o.errors) < maxOwnerErrors {
-			o.errors = append(o.errors, fmt.Sprintf("%s: %v", key, err))
+	if lk := p.Namespace + "/" + ref.Kind; !o.listed[lk] {
+		o.listed[lk] = true
+		if err := o.list(ctx, p.Namespace, ref.Kind, parentKind); err != nil {
+			o.fail("listing "+ref.Kind+"s in "+p.Namespace, err)
 		}
-	default:
-		if up := controllerOf(refs); up != nil && up.Kind == parentKind {
-			w = WorkloadRef{Namespace: p.Namespace, Kind: up.Kind, Name: up.Name, APIVersion: up.APIVersion}
+		if w, ok := o.parents[key]; ok {
+			return w
 		}
 	}
-	o.cache[key] = w
+	// Not in the list: created since, gone, or the list was refused.
+	w := direct
+	refs, err := o.ownerRefs(ctx, direct)
+	if err != nil {
+		o.fail(key, err)
+	} else {
+		w = parentOf(direct, refs, parentKind)
+	}
+	o.parents[key] = w
 	return w
+}
+
+// list reads the owners of every ReplicaSet or Job of a namespace.
+func (o *owners) list(ctx context.Context, ns, kind, parentKind string) error {
+	apiVersion := "batch/v1"
+	if kind == "ReplicaSet" {
+		apiVersion = "apps/v1"
+	}
+	keep := func(name string, refs []metav1.OwnerReference) {
+		self := WorkloadRef{Namespace: ns, Kind: kind, Name: name, APIVersion: apiVersion}
+		o.parents[self.String()] = parentOf(self, refs, parentKind)
+	}
+	return paginate(ctx, o.pageSize, func(opts metav1.ListOptions) (string, error) {
+		switch kind {
+		case "ReplicaSet":
+			l, err := o.client.AppsV1().ReplicaSets(ns).List(ctx, opts)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				keep(l.Items[i].Name, l.Items[i].OwnerReferences)
+			}
+			return l.Continue, nil
+		default:
+			l, err := o.client.BatchV1().Jobs(ns).List(ctx, opts)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				keep(l.Items[i].Name, l.Items[i].OwnerReferences)
+			}
+			return l.Continue, nil
+		}
+	})
 }
 
 // ownerRefs reads the owner references of a ReplicaSet or Job. One that

@@ -109,8 +109,8 @@ type aggregator struct {
 	pods       int
 }
 
-func newAggregator(cfg *profiles.Config, client kubernetes.Interface, nss map[string]namespaceInfo) *aggregator {
-	return &aggregator{cfg: cfg, eval: newEvaluator(cfg), client: client, namespaces: nss, owners: newOwners(client), workloads: map[WorkloadRef]*Workload{}}
+func newAggregator(cfg *profiles.Config, client kubernetes.Interface, nss map[string]namespaceInfo, pageSize int64) *aggregator {
+	return &aggregator{cfg: cfg, eval: newEvaluator(cfg), client: client, namespaces: nss, owners: newOwners(client, pageSize), workloads: map[WorkloadRef]*Workload{}}
 }
 
 // facts are what the webhook would know about a pod created now in its

@@ -71,8 +71,8 @@ only a requester listed in exemptions.subjects could have allowed is
 reported exempt, "allowed by requester at admission (not verifiable)".
 
 Pods are read in pages (--page-size) and summed per workload as they come;
-ReplicaSets and Jobs are read once each to find their owners. RBAC: list
-pods and namespaces, get replicasets and jobs.
+a namespace's ReplicaSets and Jobs are listed once to find their owners.
+RBAC: list pods and namespaces, list and get replicasets and jobs.
 
 Output (-o): table (colour on a terminal), json, sarif (SARIF 2.1.0, one
 rule per control plus drift and exemption, one result per workload

@@ -624,3 +624,26 @@ func keysOf(m map[string]*Workload) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestWhollyExemptPodIsReviewed: the webhook writes only the exempted
+// annotation on a wholly exempt pod; that pod was reviewed.
+func TestWhollyExemptPodIsReviewed(t *testing.T) {
+	cfg := loadTestConfig(t)
+	f := profiles.Facts{Namespace: "team-x", NamespaceKnown: true, NamespaceLabels: map[string]string{profiles.LabelAllowExemptions: "true"}}
+	p := plain("team-x", "ex", nil)
+	p.Annotations = map[string]string{mutate.AnnotationExempt: "true"}
+	stored := hardenedBy(t, cfg, f, p)
+	if stored.Annotations[mutate.AnnotationExempted] != "*" || stored.Annotations[mutate.AnnotationHardened] != "" {
+		t.Fatalf("the engine's annotations on a wholly exempt pod changed: %v", stored.Annotations)
+	}
+	r, err := newEvaluator(cfg).evaluate(f, stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.reviewed || r.status != Exempt || len(r.drift) != 0 {
+		t.Errorf("reviewed %v, status %s, drift %v", r.reviewed, r.status, r.drift)
+	}
+	if r, _ := newEvaluator(cfg).evaluate(f, p); r.reviewed {
+		t.Error("the same pod never seen by the webhook counts as reviewed")
+	}
+}

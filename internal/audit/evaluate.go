@@ -29,7 +29,7 @@ type podResult struct {
 	exempted  string
 	allowedBy string
 	drift     []driftItem
-	// reviewed: the pod carries the webhook's hardened annotation.
+	// reviewed: the pod carries an annotation the webhook writes.
 	reviewed         bool
 	pssNow, pssAfter api.Level
 }
@@ -197,11 +197,12 @@ func review(cfg *profiles.Config, f profiles.Facts, p *corev1.Pod, raw []byte) (
 	}
 
 	hardenedAs := ann[mutate.AnnotationHardened]
-	r.reviewed = hardenedAs != ""
-	if r.reviewed && hardenedAs != res.Profile {
+	// A wholly exempt pod gets only the exempted annotation.
+	r.reviewed = hardenedAs != "" || hasRecorded
+	if hardenedAs != "" && hardenedAs != res.Profile {
 		r.drift = append(r.drift, driftItem{DriftProfile, fmt.Sprintf("hardened under profile %q; selected today: %q", hardenedAs, res.Profile)})
 	}
-	if r.reviewed && len(res.Changes) > 0 {
+	if hardenedAs != "" && len(res.Changes) > 0 {
 		r.drift = append(r.drift, driftItem{DriftStillChanges, "annotated hardened, yet the engine would still set fields"})
 	}
 	if hasRecorded && recorded != r.exempted {

@@ -29,7 +29,8 @@ type Workload struct {
 	// among its pods, as stored and after hardening.
 	PSSNow   api.Level `json:"pssNow"`
 	PSSAfter api.Level `json:"pssAfter"`
-	// Unreviewed pods carry no pod-hardener.io/hardened annotation: created
+	// Unreviewed pods carry neither pod-hardener.io/hardened nor
+	// pod-hardener.io/exempted (all a wholly exempt pod gets): created
 	// before the webhook was registered, while it was down under
 	// failurePolicy Ignore, or in a namespace it does not see.
 	Unreviewed int               `json:"unreviewedPods"`

@@ -98,24 +98,44 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg *profiles.Config,
 		return nil, err
 	}
 	a := newAggregator(cfg, client, nss, o.PageSize)
-	pods := client.CoreV1().Pods(o.Namespace)
-	err = paginate(ctx, o.PageSize, func(opts metav1.ListOptions) (string, error) {
-		opts.LabelSelector = o.LabelSelector
-		list, err := pods.List(ctx, opts)
-		if err != nil {
-			return "", fmt.Errorf("listing pods: %w", err)
-		}
+	// The next page is read while this one is reviewed, so the audit
+	// costs little more wall time than the list: at most two pages are
+	// held, the one being reviewed and the one waiting.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan *corev1.PodList)
+	listErr := make(chan error, 1)
+	go func() {
+		defer close(pages)
+		pods := client.CoreV1().Pods(o.Namespace)
+		listErr <- paginate(ctx, o.PageSize, func(opts metav1.ListOptions) (string, error) {
+			opts.LabelSelector = o.LabelSelector
+			list, err := pods.List(ctx, opts)
+			if err != nil {
+				return "", fmt.Errorf("listing pods: %w", err)
+			}
+			select {
+			case pages <- list:
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+			return list.Continue, nil
+		})
+	}()
+	for list := range pages {
 		for i := range list.Items {
 			if err := a.add(ctx, &list.Items[i]); err != nil {
-				return "", err
+				cancel()
+				for range pages {
+				}
+				return nil, err
 			}
 		}
 		if o.Progress != nil {
 			o.Progress(a.pods, len(a.workloads))
 		}
-		return list.Continue, nil
-	})
-	if err != nil {
+	}
+	if err := <-listErr; err != nil {
 		return nil, err
 	}
 	r := a.report()

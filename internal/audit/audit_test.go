@@ -647,3 +647,23 @@ func TestWhollyExemptPodIsReviewed(t *testing.T) {
 		t.Error("the same pod never seen by the webhook counts as reviewed")
 	}
 }
+
+// TestErrorStopsTheList: a pod that cannot be reviewed ends the audit
+// with its name, and no further page is read.
+func TestErrorStopsTheList(t *testing.T) {
+	cfg := loadTestConfig(t)
+	cs := cluster(t, cfg)
+	pg := newPager(cs)
+	bad := plain("apps", "aaa-bad", nil) // first in list order
+	bad.Spec.Containers[0].Name = ""
+	if err := cs.Tracker().Add(bad); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), cs, cfg, Options{PageSize: 2})
+	if err == nil || !strings.Contains(err.Error(), "pod apps/aaa-bad") {
+		t.Fatalf("err %v", err)
+	}
+	if len(pg.requests) > 2 {
+		t.Errorf("%d pages read after the error on the first", len(pg.requests))
+	}
+}

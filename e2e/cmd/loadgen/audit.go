@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -103,23 +102,42 @@ func auditCmd(args []string) error {
 	fmt.Fprintf(os.Stderr, "audit load: %d pods created in %s\n", *pods, time.Since(t0).Round(time.Millisecond))
 
 	page := fmt.Sprint(*pageSize)
+	// GNU time forks the measured process from its own small one: a child
+	// of this process would inherit this process's peak RSS in its rusage
+	// (Go starts children with vfork, and Linux carries the old memory's
+	// high-water mark across exec into ru_maxrss).
+	timeBin, err := exec.LookPath("time")
+	if _, err2 := os.Stat("/usr/bin/time"); err2 == nil {
+		timeBin, err = "/usr/bin/time", nil
+	}
+	if err != nil {
+		return fmt.Errorf("GNU time is needed for the peak RSS (apt-get install time): %w", err)
+	}
+	rssFile := filepath.Join(dir, "maxrss")
 	runOne := func(what string, round int) (*AuditRun, []byte, error) {
-		var cmd *exec.Cmd
+		args := []string{"-f", "%M %U %S", "-o", rssFile}
 		if what == "audit" {
-			cmd = exec.Command(bin, "audit", "--kubeconfig", c.Kubeconfig, "--config", *config, "--page-size", page, "-o", "json")
+			args = append(args, bin, "audit", "--kubeconfig", c.Kubeconfig, "--config", *config, "--page-size", page, "-o", "json")
 		} else {
-			cmd = exec.Command(self, "list-pods", "--kubeconfig", c.Kubeconfig, "--page-size", page)
+			args = append(args, self, "list-pods", "--kubeconfig", c.Kubeconfig, "--page-size", page)
 		}
+		cmd := exec.Command(timeBin, args...)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		start := time.Now()
 		if err := cmd.Run(); err != nil {
 			return nil, nil, fmt.Errorf("%s: %v\n%.2000s", what, err, errb.String())
 		}
-		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		return &AuditRun{What: what, Round: round, WallSec: time.Since(start).Seconds(),
-			CPUSec:    (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(),
-			MaxRSSMiB: float64(ru.Maxrss) / 1024}, out.Bytes(), nil
+		wall := time.Since(start)
+		b, err := os.ReadFile(rssFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		var kib, user, sys float64
+		if _, err := fmt.Sscan(string(b), &kib, &user, &sys); err != nil {
+			return nil, nil, fmt.Errorf("reading GNU time's output %q: %w", b, err)
+		}
+		return &AuditRun{What: what, Round: round, WallSec: wall.Seconds(), CPUSec: user + sys, MaxRSSMiB: kib / 1024}, out.Bytes(), nil
 	}
 	var runs []*AuditRun
 	for round := 1; round <= *rounds; round++ {

@@ -176,6 +176,8 @@ func paginate(ctx context.Context, limit int64, list func(metav1.ListOptions) (s
 // namespaceInfo is what decisions need from a namespace.
 type namespaceInfo struct {
 	labels map[string]string
+	// known is false when the namespace could not be read.
+	known bool
 }
 
 // readNamespaces reads the labels of the namespaces in scope, once, a page
@@ -187,7 +189,7 @@ func readNamespaces(ctx context.Context, client kubernetes.Interface, o Options)
 		if err != nil {
 			return nil, fmt.Errorf("reading namespace %s: %w", o.Namespace, err)
 		}
-		out[ns.Name] = namespaceInfo{labels: ns.Labels}
+		out[ns.Name] = namespaceInfo{labels: ns.Labels, known: true}
 		return out, nil
 	}
 	err := paginate(ctx, o.PageSize, func(opts metav1.ListOptions) (string, error) {
@@ -196,7 +198,7 @@ func readNamespaces(ctx context.Context, client kubernetes.Interface, o Options)
 			return "", fmt.Errorf("listing namespaces: %w", err)
 		}
 		for _, ns := range list.Items {
-			out[ns.Name] = namespaceInfo{labels: ns.Labels}
+			out[ns.Name] = namespaceInfo{labels: ns.Labels, known: true}
 		}
 		return list.Continue, nil
 	})

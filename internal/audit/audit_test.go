@@ -603,9 +603,28 @@ func TestOwnersListedOncePerNamespace(t *testing.T) {
 	cs.PrependReactor("*", "replicasets", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(appsv1.Resource("replicasets"), "", errors.New("no RBAC"))
 	})
+	// Two pods of a namespace that is gone (being deleted): read once,
+	// then reviewed as the webhook reviews when its lookup fails.
+	for _, n := range []string{"g1", "g2"} {
+		if err := cs.Tracker().Add(plain("ghost", n, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r, err = Run(context.Background(), cs, cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	count = map[string]int{}
+	for _, a := range cs.Actions() {
+		count[a.GetVerb()+" "+a.GetResource().Resource]++
+	}
+	if count["get replicasets"] != 0 || count["get namespaces"] != 1 {
+		t.Errorf("requests: %v; want no get of a ReplicaSet after the list was refused, one get of the gone namespace", count)
+	}
+	for _, n := range r.Namespaces {
+		if n.Name == "ghost" && (n.Source != "default (namespace unknown)" || n.Exemptions != "not allowed" || n.Pods != 2) {
+			t.Errorf("ghost namespace: %+v", n)
+		}
 	}
 	ws = byName(r)
 	if ws["apps/ReplicaSet/web-7d9f"] == nil || ws["apps/ReplicaSet/web-7d9f"].Pods != 3 || ws["apps/CronJob/nightly"] == nil {

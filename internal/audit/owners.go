@@ -36,12 +36,15 @@ type owners struct {
 	// workload, for the namespaces listed so far.
 	parents map[string]WorkloadRef
 	listed  map[string]bool // namespace/kind
+	// refused: namespace/kind whose list was forbidden; reading each one
+	// would be refused too, at a request per owner.
+	refused map[string]bool
 	// errors lists what could not be read, each once.
 	errors []string
 }
 
 func newOwners(c kubernetes.Interface, pageSize int64) *owners {
-	return &owners{client: c, pageSize: pageSize, parents: map[string]WorkloadRef{}, listed: map[string]bool{}}
+	return &owners{client: c, pageSize: pageSize, parents: map[string]WorkloadRef{}, listed: map[string]bool{}, refused: map[string]bool{}}
 }
 
 // maxOwnerErrors bounds the list of lookup errors kept for the report.
@@ -95,14 +98,19 @@ func (o *owners) workload(ctx context.Context, p *corev1.Pod) WorkloadRef {
 	if w, ok := o.parents[key]; ok {
 		return w
 	}
-	if lk := p.Namespace + "/" + ref.Kind; !o.listed[lk] {
+	lk := p.Namespace + "/" + ref.Kind
+	if !o.listed[lk] {
 		o.listed[lk] = true
 		if err := o.list(ctx, p.Namespace, ref.Kind, parentKind); err != nil {
 			o.fail("listing "+ref.Kind+"s in "+p.Namespace, err)
+			o.refused[lk] = apierrors.IsForbidden(err)
 		}
 		if w, ok := o.parents[key]; ok {
 			return w
 		}
+	}
+	if o.refused[lk] {
+		return direct
 	}
 	// Not in the list: created since, gone, or the list was refused.
 	w := direct

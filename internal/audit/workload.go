@@ -119,16 +119,14 @@ func newAggregator(cfg *profiles.Config, client kubernetes.Interface, nss map[st
 func (a *aggregator) facts(ctx context.Context, ns string) profiles.Facts {
 	info, ok := a.namespaces[ns]
 	if !ok {
-		// Created after the namespaces were read: read it now. If that
-		// fails, review as the webhook does when its lookup fails.
-		n, err := a.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-		if err != nil {
-			return profiles.Facts{Namespace: ns}
+		// Created after the namespaces were read: read it now, once. If
+		// that fails, review as the webhook does when its lookup fails.
+		if n, err := a.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+			info = namespaceInfo{labels: n.Labels, known: true}
 		}
-		info = namespaceInfo{labels: n.Labels}
 		a.namespaces[ns] = info
 	}
-	return profiles.Facts{Namespace: ns, NamespaceLabels: info.labels, NamespaceKnown: true}
+	return profiles.Facts{Namespace: ns, NamespaceLabels: info.labels, NamespaceKnown: info.known}
 }
 
 func (a *aggregator) add(ctx context.Context, p *corev1.Pod) error {
@@ -369,7 +367,7 @@ func (a *aggregator) report() *Report {
 func (a *aggregator) namespaceSummary(name string) *NamespaceSummary {
 	f := profiles.Facts{Namespace: name}
 	if info, ok := a.namespaces[name]; ok {
-		f.NamespaceLabels, f.NamespaceKnown = info.labels, true
+		f.NamespaceLabels, f.NamespaceKnown = info.labels, info.known
 	}
 	auth := a.cfg.AuthorizeExemptions(f)
 	sel := a.cfg.Select(f, "", auth)

@@ -164,6 +164,11 @@ func TestAudit(t *testing.T) {
 	if _, _, code = runAudit(t, "-n", exempt, "--fail-on", "conflict,would-change"); code != 0 {
 		t.Errorf("-n %s --fail-on conflict,would-change: exit %d, want 0", exempt, code)
 	}
+	// This API server has no PolicyReport CRD: --apply says so.
+	_, stderr, code = runAudit(t, "-n", exempt, "-o", "policyreport", "--apply")
+	if code != 1 || !strings.Contains(stderr, "is the wgpolicyk8s.io/v1alpha2 PolicyReport CRD installed?") {
+		t.Errorf("--apply without the CRD: exit %d\n%s", code, stderr)
+	}
 }
 
 // cleanAudit removes what an earlier run (-count) left, so names repeat.

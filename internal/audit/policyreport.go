@@ -1,12 +1,18 @@
 package audit
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 )
 
@@ -134,6 +140,43 @@ func WritePolicyReports(w io.Writer, r *Report) error {
 		}
 		if _, err := w.Write(b); err != nil {
 			return fmt.Errorf("writing PolicyReport: %w", err)
+		}
+	}
+	return nil
+}
+
+// PolicyReportResource is the PolicyReport CRD's resource.
+var PolicyReportResource = schema.GroupVersionResource{Group: "wgpolicyk8s.io", Version: "v1alpha2", Resource: "policyreports"}
+
+// ApplyPolicyReports writes the reports to the cluster, creating each or
+// replacing the one a previous audit wrote, and calls done after each.
+// A namespace that has no pods in scope any more keeps its old report.
+func ApplyPolicyReports(ctx context.Context, dyn dynamic.Interface, r *Report, done func(namespace, verb string)) error {
+	for _, pr := range PolicyReports(r) {
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&pr)
+		if err != nil {
+			return fmt.Errorf("PolicyReport %s: %w", pr.Namespace, err)
+		}
+		u := &unstructured.Unstructured{Object: obj}
+		client := dyn.Resource(PolicyReportResource).Namespace(pr.Namespace)
+		verb := "created"
+		cur, err := client.Get(ctx, pr.Name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			u.SetResourceVersion(cur.GetResourceVersion())
+			_, err = client.Update(ctx, u, metav1.UpdateOptions{FieldManager: "pod-hardener"})
+			verb = "updated"
+		case apierrors.IsNotFound(err):
+			_, err = client.Create(ctx, u, metav1.CreateOptions{FieldManager: "pod-hardener"})
+		}
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("writing PolicyReport %s/%s: %w (is the wgpolicyk8s.io/v1alpha2 PolicyReport CRD installed?)", pr.Namespace, pr.Name, err)
+		}
+		if err != nil {
+			return fmt.Errorf("writing PolicyReport %s/%s: %w", pr.Namespace, pr.Name, err)
+		}
+		if done != nil {
+			done(pr.Namespace, verb)
 		}
 	}
 	return nil

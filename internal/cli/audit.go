@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -17,22 +18,27 @@ import (
 // ExitFindings: the audit found a workload with a status --fail-on names.
 const ExitFindings = 3
 
-// auditClient connects to the cluster; tests replace it with a fake.
-var auditClient = func(kubeconfig, context string, qps float32, burst int) (kubernetes.Interface, error) {
+// auditClient connects to the cluster; tests replace it with fakes. The
+// dynamic client writes PolicyReports (--apply).
+var auditClient = func(kubeconfig, context string, qps float32, burst int) (kubernetes.Interface, dynamic.Interface, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context})
 	cfg, err := cc.ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("cluster access (--kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster): %w", err)
+		return nil, nil, fmt.Errorf("cluster access (--kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster): %w", err)
 	}
 	cfg.QPS, cfg.Burst = qps, burst
 	cfg.UserAgent = "pod-hardener-audit"
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("cluster client: %w", err)
+		return nil, nil, fmt.Errorf("cluster client: %w", err)
 	}
-	return cs, nil
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster client: %w", err)
+	}
+	return cs, dyn, nil
 }
 
 type auditFlags struct {
@@ -43,6 +49,7 @@ type auditFlags struct {
 	pageSize            int64
 	qps                 float32
 	burst               int
+	apply               bool
 }
 
 func newAuditCmd(v *viper.Viper) *cobra.Command {
@@ -77,7 +84,9 @@ RBAC: list pods and namespaces, list and get replicasets and jobs.
 Output (-o): table (colour on a terminal), json, sarif (SARIF 2.1.0, one
 rule per control plus drift and exemption, one result per workload
 finding), policyreport (wgpolicyk8s.io/v1alpha2 PolicyReports, one per
-namespace, printed as YAML; not written to the cluster).
+namespace, printed as YAML; with --apply written to the cluster instead,
+each created or replacing the pod-hardener-audit report of its namespace;
+RBAC then also get, create and update policyreports).
 
 Exit codes: 0 done; 1 invalid flags or config, or the cluster could not be
 read; 3 a workload has a status named by --fail-on.`,
@@ -96,6 +105,7 @@ read; 3 a workload has a status named by --fail-on.`,
 	f.Int64Var(&o.pageSize, "page-size", audit.DefaultPageSize, "objects per list request")
 	f.Float32Var(&o.qps, "qps", 50, "requests per second to the API server")
 	f.IntVar(&o.burst, "burst", 100, "burst of requests to the API server")
+	f.BoolVar(&o.apply, "apply", false, "with -o policyreport: write the PolicyReports to the cluster (create or replace pod-hardener-audit in each namespace) instead of printing them")
 	return cmd
 }
 
@@ -122,6 +132,9 @@ func runAudit(cmd *cobra.Command, v *viper.Viper, o *auditFlags) error {
 		}
 		failOn[st] = true
 	}
+	if o.apply && o.output != "policyreport" {
+		return &exitError{ExitInvalid, fmt.Errorf("--apply writes PolicyReports: use it with -o policyreport")}
+	}
 	if o.pageSize <= 0 {
 		return &exitError{ExitInvalid, fmt.Errorf("--page-size %d: want a positive number", o.pageSize)}
 	}
@@ -129,7 +142,7 @@ func runAudit(cmd *cobra.Command, v *viper.Viper, o *auditFlags) error {
 	if err != nil {
 		return err
 	}
-	client, err := auditClient(o.kubeconfig, o.context, o.qps, o.burst)
+	client, dyn, err := auditClient(o.kubeconfig, o.context, o.qps, o.burst)
 	if err != nil {
 		return &exitError{ExitInvalid, err}
 	}
@@ -147,6 +160,13 @@ func runAudit(cmd *cobra.Command, v *viper.Viper, o *auditFlags) error {
 	}
 	if err != nil {
 		return &exitError{ExitInvalid, fmt.Errorf("audit: %w", err)}
+	}
+	if o.apply {
+		write = func(w io.Writer, r *audit.Report) error {
+			return audit.ApplyPolicyReports(cmd.Context(), dyn, r, func(ns, verb string) {
+				fmt.Fprintf(w, "policyreport.wgpolicyk8s.io/pod-hardener-audit %s in %s\n", verb, ns)
+			})
+		}
 	}
 	if err := write(cmd.OutOrStdout(), r); err != nil {
 		return &exitError{ExitInvalid, err}

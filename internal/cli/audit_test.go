@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,6 +10,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -16,7 +21,7 @@ import (
 )
 
 // withFakeCluster points `audit` at a fake clientset for one test.
-func withFakeCluster(t *testing.T, objs ...*corev1.Pod) {
+func withFakeCluster(t *testing.T, objs ...*corev1.Pod) *dynamicfake.FakeDynamicClient {
 	t.Helper()
 	cs := fake.NewClientset(
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}},
@@ -27,9 +32,14 @@ func withFakeCluster(t *testing.T, objs ...*corev1.Pod) {
 			t.Fatal(err)
 		}
 	}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{audit.PolicyReportResource: "PolicyReportList"})
 	old := auditClient
-	auditClient = func(string, string, float32, int) (kubernetes.Interface, error) { return cs, nil }
+	auditClient = func(string, string, float32, int) (kubernetes.Interface, dynamic.Interface, error) {
+		return cs, dyn, nil
+	}
 	t.Cleanup(func() { auditClient = old })
+	return dyn
 }
 
 func auditPod(ns, name string, ann map[string]string, sc *corev1.SecurityContext) *corev1.Pod {
@@ -99,5 +109,39 @@ func TestAuditOutputs(t *testing.T) {
 	out, _, code = runCLI(t, "", "audit", "--config", cfg, "-o", "policyreport")
 	if code != 0 || !strings.HasPrefix(out, "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\n") {
 		t.Errorf("policyreport: exit %d\n%s", code, out)
+	}
+}
+
+func TestAuditApplyPolicyReports(t *testing.T) {
+	yes := true
+	dyn := withFakeCluster(t,
+		auditPod("apps", "plain", nil, nil),
+		auditPod("team-x", "priv", nil, &corev1.SecurityContext{Privileged: &yes}),
+	)
+	cfg := noConfig(t)
+	if _, errs, code := runCLI(t, "", "audit", "--config", cfg, "--apply"); code != ExitInvalid || !strings.Contains(errs, "use it with -o policyreport") {
+		t.Errorf("--apply without -o policyreport: exit %d %s", code, errs)
+	}
+	out, errs, code := runCLI(t, "", "audit", "--config", cfg, "-o", "policyreport", "--apply")
+	if code != 0 || out != "policyreport.wgpolicyk8s.io/pod-hardener-audit created in apps\npolicyreport.wgpolicyk8s.io/pod-hardener-audit created in team-x\n" {
+		t.Fatalf("first apply: exit %d\n%s%s", code, out, errs)
+	}
+	get := func(ns string) map[string]any {
+		u, err := dyn.Resource(audit.PolicyReportResource).Namespace(ns).Get(context.Background(), "pod-hardener-audit", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.Object
+	}
+	pr := get("team-x")
+	summary, _ := pr["summary"].(map[string]any)
+	results, _ := pr["results"].([]any)
+	if pr["apiVersion"] != "wgpolicyk8s.io/v1alpha2" || pr["kind"] != "PolicyReport" || len(results) == 0 || summary["fail"] == int64(0) {
+		t.Errorf("team-x report: %v", pr)
+	}
+	// A second run replaces the reports.
+	out, _, code = runCLI(t, "", "audit", "--config", cfg, "-o", "policyreport", "--apply", "-n", "apps")
+	if code != 0 || out != "policyreport.wgpolicyk8s.io/pod-hardener-audit updated in apps\n" {
+		t.Errorf("second apply: exit %d\n%s", code, out)
 	}
 }

@@ -6,7 +6,7 @@ FUZZTIME ?= 30s
 
 DEMO_DIR := .demo
 
-.PHONY: help build test unit e2e e2e-bins lint bench demo demo-down demo-offline run fuzz clean load load-plot load-apiserver load-offline
+.PHONY: help build test unit e2e e2e-bins lint bench demo demo-down demo-offline run fuzz clean load load-plot load-apiserver load-offline load-audit
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -76,6 +76,10 @@ load-apiserver: build ## pod-create latency through a real kube-apiserver: none,
 
 load-offline: build ## CPU of `pod-hardener harden` on 1,000 pods, beside the YAML floor
 	$(GO) run ./e2e/cmd/loadgen harden --binary $(BIN) --config config.yaml
+
+load-audit: build ## `pod-hardener audit` over 10,000 pods on a real kube-apiserver, beside a bare paginated list (about 3 minutes)
+	@e2e/build-binaries.sh etcd kube-apiserver
+	$(GO) run ./e2e/cmd/loadgen audit --binary $(BIN) --config config.yaml
 
 clean: ## remove build output
 	rm -rf bin

@@ -55,7 +55,7 @@ func New(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().String("config", "", "config.yaml to load (default ./config.yaml if present, else built-in defaults; env POD_HARDENER_CONFIG)")
 	_ = v.BindPFlag("config", root.PersistentFlags().Lookup("config"))
 	_ = v.BindEnv("config", profiles.EnvPrefix+"_CONFIG")
-	root.AddCommand(newServeCmd(v), newHardenCmd(v), newCheckCmd(v), newProfilesCmd(v))
+	root.AddCommand(newServeCmd(v), newHardenCmd(v), newCheckCmd(v), newProfilesCmd(v), newAuditCmd(v))
 	return root
 }
 

@@ -9,6 +9,9 @@
 //	loadgen harden [flags]       CPU of `pod-hardener harden` on a file of N pods
 //	loadgen profile [flags]      CPU profile of the /mutate handler in process
 //	loadgen reviews [flags]      write the review bodies to files (for curl)
+//	loadgen audit [flags]        `pod-hardener audit` over N pods on a real
+//	                             kube-apiserver, beside a bare paginated list
+//	loadgen list-pods [flags]    that list: every pod, a page at a time
 //
 // Every loop is bounded in count and time, and talks to 127.0.0.1 only.
 package main
@@ -30,6 +33,8 @@ func main() {
 		"harden":       hardenCmd,
 		"profile":      profileCmd,
 		"reviews":      reviewsCmd,
+		"audit":        auditCmd,
+		"list-pods":    listPodsCmd,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -43,5 +48,5 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, `usage: loadgen run|floor-server|apiserver|harden|profile|reviews [flags]   (-h for each)`)
+	fmt.Fprintln(os.Stderr, `usage: loadgen run|floor-server|apiserver|harden|profile|reviews|audit|list-pods [flags]   (-h for each)`)
 }

@@ -1,0 +1,90 @@
+package cluster
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// An image pushed to the loopback registry comes back with the config the
+// kubelet acts on and the files the program needs.
+func TestRegistryPushPull(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.WriteFile(bin, []byte("#!static"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := StartRegistry("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	ref, err := reg.Push(context.Background(), Image{
+		Repo: "t/named", Binary: bin, User: "node", Ports: []string{"3000/tcp"}, Volumes: []string{"/data"},
+		WorkingDir: "/home/node", Env: []string{"A=1"}, Dirs: []string{"/home/node", "/tmp"},
+		DirOwner: map[string]int{"/home/node": 1000}, Passwd: "node:x:1000:1000::/home/node:/sbin/nologin\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cf.Config
+	if c.User != "node" || c.WorkingDir != "/home/node" || len(c.Env) != 1 || c.Env[0] != "A=1" ||
+		len(c.Entrypoint) != 1 || c.Entrypoint[0] != "/app" || cf.OS != "linux" || cf.Architecture == "" {
+		t.Errorf("config: %+v (os %q arch %q)", c, cf.OS, cf.Architecture)
+	}
+	if _, ok := c.ExposedPorts["3000/tcp"]; !ok {
+		t.Errorf("ExposedPorts %v", c.ExposedPorts)
+	}
+	if _, ok := c.Volumes["/data"]; !ok {
+		t.Errorf("Volumes %v", c.Volumes)
+	}
+	type entry struct {
+		mode int64
+		uid  int
+		body string
+	}
+	files := map[string]entry{}
+	tr := tar.NewReader(mutate.Extract(img))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		files[h.Name] = entry{h.Mode, h.Uid, string(b)}
+	}
+	want := map[string]entry{
+		"app":        {0o755, 0, "#!static"},
+		"etc/passwd": {0o644, 0, "node:x:1000:1000::/home/node:/sbin/nologin\n"},
+		"home/node":  {0o755, 1000, ""},
+		"home":       {0o755, 0, ""},
+		"tmp":        {0o1777, 0, ""},
+	}
+	for p, w := range want {
+		if got, ok := files[p]; !ok || got != w {
+			t.Errorf("%s: got %+v (present %v), want %+v", p, got, ok, w)
+		}
+	}
+}

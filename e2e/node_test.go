@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/pod-hardener/pod-hardener/e2e/cluster"
+	"github.com/pod-hardener/pod-hardener/internal/ociimage"
 )
 
 // nodePlainNS has neither Pod Security enforcement nor the webhook (the
@@ -78,7 +79,7 @@ const (
 
 func archetypes(binary string) []archetype {
 	img := func(repo string, env ...string) cluster.Image {
-		return cluster.Image{Repo: "archetype/" + repo, Binary: binary, Env: env}
+		return cluster.Image{Repo: "archetype/" + repo, Spec: ociimage.Spec{Binary: binary, Env: env}}
 	}
 	web := img("web-root", archetypeCM+"LISTEN=:80", archetypeCM+"WRITE=/var/cache/app,/var/run")
 	web.Ports, web.Dirs = []string{"80/tcp"}, []string{"/var/cache/app", "/var/run"}

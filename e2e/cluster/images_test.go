@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/pod-hardener/pod-hardener/internal/ociimage"
 )
 
 // An image pushed to the loopback registry comes back with the config the
@@ -26,11 +28,11 @@ func TestRegistryPushPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	ref, err := reg.Push(context.Background(), Image{
-		Repo: "t/named", Binary: bin, User: "node", Ports: []string{"3000/tcp"}, Volumes: []string{"/data"},
+	ref, err := reg.Push(context.Background(), Image{Repo: "t/named", Spec: ociimage.Spec{
+		Binary: bin, User: "node", Ports: []string{"3000/tcp"}, Volumes: []string{"/data"},
 		WorkingDir: "/home/node", Env: []string{"A=1"}, Dirs: []string{"/home/node", "/tmp"},
 		DirOwner: map[string]int{"/home/node": 1000}, Passwd: "node:x:1000:1000::/home/node:/sbin/nologin\n",
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

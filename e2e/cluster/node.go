@@ -22,6 +22,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pod-hardener/pod-hardener/internal/ociimage"
 )
 
 // NodeTaint keeps the suite's other workloads (scheduled for the kwok
@@ -184,7 +186,7 @@ func (c *Cluster) startNode(ctx context.Context, pki string) error {
 	if n.Registry, err = StartRegistry(n.HostIP + ":0"); err != nil {
 		return err
 	}
-	pause, err := n.Registry.Push(ctx, Image{Repo: "pause", Tag: "e2e", Binary: c.opts.Node.Pause})
+	pause, err := n.Registry.Push(ctx, Image{Repo: "pause", Spec: ociimage.Spec{Binary: c.opts.Node.Pause}})
 	if err != nil {
 		return err
 	}

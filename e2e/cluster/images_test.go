@@ -1,15 +1,12 @@
 package cluster
 
 import (
-	"archive/tar"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pod-hardener/pod-hardener/internal/ociimage"
@@ -59,30 +56,16 @@ func TestRegistryPushPull(t *testing.T) {
 	if _, ok := c.Volumes["/data"]; !ok {
 		t.Errorf("Volumes %v", c.Volumes)
 	}
-	type entry struct {
-		mode int64
-		uid  int
-		body string
+	files, err := ociimage.Files(img)
+	if err != nil {
+		t.Fatal(err)
 	}
-	files := map[string]entry{}
-	tr := tar.NewReader(mutate.Extract(img))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		files[h.Name] = entry{h.Mode, h.Uid, string(b)}
-	}
-	want := map[string]entry{
-		"app":        {0o755, 0, "#!static"},
-		"etc/passwd": {0o644, 0, "node:x:1000:1000::/home/node:/sbin/nologin\n"},
-		"home/node":  {0o755, 1000, ""},
-		"home":       {0o755, 0, ""},
-		"tmp":        {0o1777, 0, ""},
+	want := map[string]ociimage.File{
+		"app":        {Mode: 0o755, UID: 0, Body: "#!static"},
+		"etc/passwd": {Mode: 0o644, UID: 0, Body: "node:x:1000:1000::/home/node:/sbin/nologin\n"},
+		"home/node":  {Mode: 0o755, UID: 1000, Body: ""},
+		"home":       {Mode: 0o755, UID: 0, Body: ""},
+		"tmp":        {Mode: 0o1777, UID: 0, Body: ""},
 	}
 	for p, w := range want {
 		if got, ok := files[p]; !ok || got != w {

@@ -234,3 +234,34 @@ func WriteOCITarball(img v1.Image, ref, out string) error {
 	}
 	return nil
 }
+
+// File is one entry of an image's flattened filesystem.
+type File struct {
+	Mode int64
+	UID  int
+	Body string
+}
+
+// Files lists an image's flattened filesystem by path (no leading slash),
+// bodies of regular files up to 64 KiB: what a container would see, to
+// check an image holds what it should and nothing else (no shell).
+func Files(img v1.Image) (map[string]File, error) {
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	out := map[string]File{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the image's files: %w", err)
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, 64<<10))
+		if err != nil {
+			return nil, err
+		}
+		out[h.Name] = File{Mode: h.Mode, UID: h.Uid, Body: string(b)}
+	}
+}

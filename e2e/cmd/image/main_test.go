@@ -13,9 +13,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/pod-hardener/pod-hardener/internal/ociimage"
 )
 
 // The tarball is an OCI layout holding a non-root image with the binary
@@ -64,19 +65,13 @@ func TestImageTarballAndPush(t *testing.T) {
 	if cf.Config.User != "65532:65532" || len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != "/pod-hardener" {
 		t.Errorf("config %+v", cf.Config)
 	}
-	files := map[string]bool{}
-	tr := tar.NewReader(mutate.Extract(img))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[h.Name] = true
+	files, err := ociimage.Files(img)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !files["pod-hardener"] || !files["etc/passwd"] || files["bin/sh"] || files["bin"] {
+	_, sh := files["bin/sh"]
+	_, binDir := files["bin"]
+	if files["pod-hardener"].Mode != 0o755 || files["etc/passwd"].Body == "" || sh || binDir {
 		t.Errorf("files %v: want the binary and /etc/passwd, no shell", files)
 	}
 

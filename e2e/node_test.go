@@ -288,7 +288,10 @@ func decide(ctx context.Context, p *corev1.Pod) (outcome, bool) {
 	}
 	cs := p.Status.ContainerStatuses[0]
 	if w := cs.State.Waiting; w != nil && w.Reason == "CreateContainerConfigError" {
-		o.result = w.Reason + ": " + w.Message
+		// The message ends with the pod's generated name: left out, so the
+		// recorded outcome is the same from run to run.
+		msg, _, _ := strings.Cut(w.Message, " (pod: ")
+		o.result = w.Reason + ": " + msg
 		return o, true
 	}
 	if term := cs.LastTerminationState.Terminated; term != nil {
@@ -311,9 +314,9 @@ func lastLogLine(ctx context.Context, p *corev1.Pod) string {
 }
 
 func httpOK(ctx context.Context, url string) error {
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := &http.Client{Timeout: 3 * time.Second}
 	var last error
-	for i := 0; i < 10 && ctx.Err() == nil; i++ {
+	for i := 0; i < 5 && ctx.Err() == nil; i++ {
 		resp, err := client.Get(url)
 		if err == nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
@@ -379,11 +382,10 @@ func writeArchetypeTable(path string, arch []archetype, got map[string]outcome) 
 }
 
 func imageSummary(a archetype) string {
-	user := a.image.User
-	if user == "" {
-		user = "root (no USER)"
+	parts := []string{"no USER (root)"}
+	if a.image.User != "" {
+		parts[0] = "USER " + a.image.User
 	}
-	parts := []string{"USER " + user}
 	if a.port != 0 {
 		parts = append(parts, fmt.Sprintf("listens :%d", a.port))
 	}

@@ -246,7 +246,9 @@ func (n *Node) startContainerd(ctx context.Context, pauseRef string) error {
 	if err := os.WriteFile(filepath.Join(hostDir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
 		return err
 	}
-	cni := fmt.Sprintf(`{"cniVersion": "0.4.0", "name": %q, "plugins": [{"type": "bridge", "bridge": "phbr0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+	// isDefaultGateway: pods route back to the host through the node (the
+	// node itself routes nowhere else).
+	cni := fmt.Sprintf(`{"cniVersion": "0.4.0", "name": %q, "plugins": [{"type": "bridge", "bridge": "phbr0", "isDefaultGateway": true, "ipMasq": false, "hairpinMode": true,
   "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "dataDir": %q}}]}
 `, n.NetNS, n.PodCIDR, filepath.Join(n.dir, "cni-ipam"))
 	if err := os.WriteFile(filepath.Join(n.dir, "cni", "10-bridge.conflist"), []byte(cni), 0o644); err != nil {

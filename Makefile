@@ -26,7 +26,7 @@ lint: ## gofmt and go vet must be clean
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-test: lint e2e-bins ## lint, then every test: unit, golden, property, fuzz seeds, corpus, e2e against a real kube-apiserver, and the server under the race detector
+test: lint e2e-bins ## lint, then every test: unit, golden, property, fuzz seeds, corpus, e2e against a real kube-apiserver and a real node (kubelet, containerd), and the server under the race detector
 	POD_HARDENER_E2E=1 $(GO) test -count=1 -timeout 30m $(PKGS)
 	$(GO) test -race -count=1 ./internal/server/
 

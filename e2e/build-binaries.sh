@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the control plane the e2e tests and `make demo` run, from the Go
 # module proxy (no Docker here): etcd v3.7.3, kube-apiserver,
-# kube-controller-manager and kube-scheduler v1.37.2, kwok v0.8.0, and
-# kubectl v1.37.2 (the e2e suite renders deploy/ with its kustomize).
-# Binaries are cached by version; a cached binary is not rebuilt. A cold
-# build takes about 15 minutes on 2 cores (kube-apiserver alone about 11).
+# kube-controller-manager, kube-scheduler and the kubelet v1.37.2 (the real
+# node's), kwok v0.8.0, and kubectl v1.37.2 (the e2e suite renders deploy/
+# with its kustomize). Binaries are cached by version; a cached binary is
+# not rebuilt. A cold build takes about 30 minutes on 2 cores
+# (kube-apiserver alone about 11, the kubelet about 8, kubectl about 6).
 #
 # Usage: e2e/build-binaries.sh [NAME...]  (default: all; `etcd
 #        kube-apiserver` is enough for `make demo`). Binaries go to
@@ -12,7 +13,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 dir="${POD_HARDENER_BIN_DIR:-$HOME/.cache/pod-hardener/k8s-v1.37.2}"
-wanted=" ${*:-etcd kube-apiserver kube-controller-manager kube-scheduler kwok kubectl} "
+wanted=" ${*:-etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kwok kubectl} "
 mkdir -p "$dir"
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37"
 
@@ -41,6 +42,7 @@ build etcd etcdbin .
 build kube-apiserver k8sbin k8s.io/kubernetes/cmd/kube-apiserver "$ldflags"
 build kube-controller-manager k8sbin k8s.io/kubernetes/cmd/kube-controller-manager "$ldflags"
 build kube-scheduler k8sbin k8s.io/kubernetes/cmd/kube-scheduler "$ldflags"
+build kubelet k8sbin k8s.io/kubernetes/cmd/kubelet "$ldflags"
 build kwok kwokbin sigs.k8s.io/kwok/cmd/kwok
 build kubectl k8sbin k8s.io/kubernetes/cmd/kubectl "$ldflags"
 # kwok's stage files (fake pod and node lifecycles) ship in its module.

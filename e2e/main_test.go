@@ -30,6 +30,9 @@ var (
 	adminCfg  *rest.Config
 	skipWhy   string
 	withNodes bool
+	// nodeSkip is why the suite runs without a real node ("" when it asked
+	// for one; env.NodeErr then says whether it started).
+	nodeSkip string
 )
 
 // The webhook's config in the suite: a deny profile, a namespace rule, and
@@ -80,7 +83,11 @@ func run(m *testing.M) int {
 	}
 	ctx := context.Background()
 	start := time.Now()
-	env, err = cluster.Start(ctx, cluster.Options{BinDir: bin, Dir: dir, Controllers: withNodes, Log: os.Stderr})
+	opts := cluster.Options{BinDir: bin, Dir: dir, Controllers: withNodes, Log: os.Stderr}
+	if opts.Node, nodeSkip = nodeOptions(dir); nodeSkip == "" && !withNodes {
+		opts.Node, nodeSkip = nil, "the real node's tests run Deployments: kube-controller-manager and kube-scheduler are not built (run e2e/build-binaries.sh)"
+	}
+	env, err = cluster.Start(ctx, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: starting the control plane:", err)
 		return 1
@@ -99,6 +106,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "e2e: control plane and webhook ready in %s (controllers and kwok node: %v)\n", time.Since(start).Round(time.Millisecond), withNodes)
+	if n := env.Node(); n != nil {
+		fmt.Fprintf(os.Stderr, "e2e: real node %s Ready %s after kubelet start (network namespace %s, registry %s)\n", n.Name, n.Ready.Round(time.Millisecond), n.NetNS, n.Registry.Addr)
+	} else if env.NodeErr != nil {
+		fmt.Fprintln(os.Stderr, "e2e: real node tests will skip or fail:", env.NodeErr)
+	}
 	code = m.Run()
 	return code
 }
@@ -132,7 +144,7 @@ func registerSuiteWebhook(ctx context.Context, failurePolicy string) error {
 	if err != nil {
 		return err
 	}
-	r := cluster.Registration{Name: "pod-hardener", URL: hook.URL, CABundle: ca, ExcludeNamespaces: []string{"no-webhook"}}
+	r := cluster.Registration{Name: "pod-hardener", URL: hook.URL, CABundle: ca, ExcludeNamespaces: []string{"no-webhook", nodePlainNS}}
 	if failurePolicy != "" {
 		r.FailurePolicy = admissionFailurePolicy(failurePolicy)
 	}

@@ -56,6 +56,10 @@ type Options struct {
 	// node, so Deployments get Running pods.
 	Controllers bool
 	Log         io.Writer
+	// Node, when set, adds a real node (kubelet and containerd) after the
+	// control plane; where it cannot start, the cluster runs without it
+	// and NodeErr says why.
+	Node *NodeOptions
 	// Detach leaves the processes running when this process exits (the
 	// demo); otherwise the kernel kills them with it.
 	Detach bool
@@ -70,6 +74,10 @@ type Cluster struct {
 	opts       Options
 	apiArgs    []string
 	apiserver  *Process
+	node       *Node
+	// NodeErr is why the node asked for did not start (an
+	// *ErrNodeUnavailable where the machine cannot run containers).
+	NodeErr error
 
 	mu    sync.Mutex
 	procs []*Process
@@ -118,7 +126,18 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := c.ca.writeCA(filepath.Join(pki, "ca.crt")); err != nil {
 		return nil, err
 	}
-	if err := c.ca.issue(filepath.Join(pki, "apiserver"), "kube-apiserver", nil, []string{"127.0.0.1", "localhost"}); err != nil {
+	apiHosts := []string{"127.0.0.1", "localhost"}
+	if o.Node != nil {
+		if reason := NodePrerequisites(o.BinDir); reason != "" {
+			c.NodeErr = &ErrNodeUnavailable{Reason: reason}
+		} else if n, perr := planNode(o.Dir); perr != nil {
+			c.NodeErr = perr
+		} else {
+			c.node = n
+			apiHosts = append(apiHosts, n.HostIP)
+		}
+	}
+	if err := c.ca.issue(filepath.Join(pki, "apiserver"), "kube-apiserver", nil, apiHosts); err != nil {
 		return nil, err
 	}
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -160,6 +179,23 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		"--allow-privileged=true",
 		"--cert-dir=" + filepath.Join(o.Dir, "apiserver-certs"),
 		"--v=1"}
+	if c.node != nil {
+		// The kubelet authenticates as system:node:NAME; the API server
+		// reaches the kubelet (logs, exec) at its InternalIP with a client
+		// certificate the kubelet's CA trusts.
+		if err := c.ca.issueClient(filepath.Join(pki, "apiserver-kubelet-client"), "kube-apiserver-kubelet-client", []string{"system:masters"}); err != nil {
+			return nil, err
+		}
+		for i, a := range c.apiArgs {
+			if a == "--authorization-mode=RBAC" {
+				c.apiArgs[i] = "--authorization-mode=Node,RBAC"
+			}
+		}
+		c.apiArgs = append(c.apiArgs,
+			"--kubelet-client-certificate="+filepath.Join(pki, "apiserver-kubelet-client.crt"),
+			"--kubelet-client-key="+filepath.Join(pki, "apiserver-kubelet-client.key"),
+			"--kubelet-preferred-address-types=InternalIP")
+	}
 	if c.apiserver, err = c.run("kube-apiserver", c.apiArgs...); err != nil {
 		return nil, err
 	}
@@ -176,6 +212,12 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Controllers {
 		if err := c.startControllers(ctx, pki); err != nil {
 			return nil, err
+		}
+	}
+	if c.node != nil {
+		if err := c.startNode(ctx, pki); err != nil {
+			c.node.stop()
+			c.node, c.NodeErr = nil, fmt.Errorf("starting the real node: %w", err)
 		}
 	}
 	return c, nil
@@ -319,8 +361,15 @@ func (p *Process) Exited() bool {
 	}
 }
 
-// Stop stops every process, newest first.
+// Node returns the running real node, or nil (NodeErr says why).
+func (c *Cluster) Node() *Node { return c.node }
+
+// Stop stops every process, newest first; a node is torn down first, since
+// its pods outlive the kubelet.
 func (c *Cluster) Stop() {
+	if c.node != nil {
+		c.node.stop()
+	}
 	c.mu.Lock()
 	procs := c.procs
 	c.procs = nil
@@ -365,13 +414,19 @@ func Client(kubeconfig string) (*kubernetes.Clientset, error) {
 // WriteKubeconfig issues a client certificate for user (with groups as
 // organizations) and writes a kubeconfig for it.
 func (c *Cluster) WriteKubeconfig(file, user string, groups []string) (string, error) {
+	return c.writeKubeconfigAt(file, user, groups, c.URL)
+}
+
+// writeKubeconfigAt is WriteKubeconfig for a client that reaches the API
+// server at another address (the node, through its proxy).
+func (c *Cluster) writeKubeconfigAt(file, user string, groups []string, server string) (string, error) {
 	pki := filepath.Join(c.Dir, "pki")
 	base := filepath.Join(pki, "user-"+file)
 	if err := c.ca.issueClient(base, user, groups); err != nil {
 		return "", err
 	}
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["e2e"] = &clientcmdapi.Cluster{Server: c.URL, CertificateAuthority: filepath.Join(pki, "ca.crt")}
+	cfg.Clusters["e2e"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: filepath.Join(pki, "ca.crt")}
 	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificate: base + ".crt", ClientKey: base + ".key"}
 	cfg.Contexts["e2e"] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: user}
 	cfg.CurrentContext = "e2e"

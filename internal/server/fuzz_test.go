@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
@@ -74,8 +75,10 @@ func checkAnswer(t *testing.T, body []byte, w *httptest.ResponseRecorder) {
 	if len(ar.Response.Patch) == 0 {
 		return
 	}
+	// Read as the handler reads it, case-sensitively: encoding/json would
+	// take a case variant such as "OBjeCt" for the object.
 	var in admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &in); err != nil || in.Request == nil {
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(body, &in); err != nil || in.Request == nil {
 		t.Fatalf("a patch for a body that does not decode: %v", err)
 	}
 	p, err := jsonpatch.DecodePatch(ar.Response.Patch)

@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -61,20 +59,7 @@ func TestReportModeNamespace(t *testing.T) {
 	if err := ensureNamespace(ctx, "report-trial", map[string]string{"pod-hardener.io/mode": "harden"}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; ; i++ {
-		p, err = admin.CoreV1().Pods("report-trial").Create(ctx, plainPod(uniqueName(fmt.Sprintf("h%d", i))), metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.Annotations["pod-hardener.io/hardened"] == "restricted" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("namespace relabelled harden still not hardened: %v", p.Annotations)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	p = createUntilProfile(t, "report-trial", "restricted")
 	if missing := hardenedFields(p); len(missing) > 0 {
 		t.Errorf("hardened pod lacks %v", missing)
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -107,4 +108,45 @@ func TestHandlerReportMode(t *testing.T) {
 	if would := testutil.ToFloat64(e.metrics.WouldPatch.WithLabelValues("restricted", profiles.ReadOnlyRootFilesystem)); patched != would {
 		t.Errorf("the same pod: %v fields patched in harden mode, %v counted as would-change in report mode", patched, would)
 	}
+}
+
+// FuzzReportModeNeverPatchesOrRejects fuzzes the pod in a valid review to
+// a namespace in report mode under a profile that denies every conflict
+// and unauthorized exemption: the answer admits every pod it can read, with
+// no patch; only a pod the engine cannot read is refused, as in harden mode.
+func FuzzReportModeNeverPatchesOrRejects(f *testing.F) {
+	for _, s := range []string{
+		futurePod,
+		`{"metadata":{"name":"p","annotations":{"pod-hardener.io/exempt":"true","pod-hardener.io/writable-paths":"/a,../b"}},"spec":{"containers":[{"name":"x","securityContext":{"privileged":true,"runAsUser":0,"capabilities":{"add":["SYS_ADMIN"]}}}],"hostNetwork":true}}`,
+		`{"spec":{"os":{"name":"windows"},"securityContext":{"windowsOptions":{"hostProcess":true}},"containers":[{"name":"w"}]}}`,
+		`{"spec":{"containers":[{"name":"a","securityContext":null,"volumeMounts":null}],"volumes":[{"name":"h","hostPath":{"path":"/"}}]}}`,
+		`{"spec":{"containers":"x"}}`, `{}`,
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	cfg, err := profiles.Parse([]byte("defaultProfile: watch\nprofiles: [{name: watch, mode: report, onConflict: deny}]\nexemptions: {onUnauthorized: deny}\n"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	e := newEnv(f, cfg)
+	f.Fuzz(func(t *testing.T, obj []byte, ephemeral bool) {
+		if !json.Valid(obj) {
+			return
+		}
+		r := review{obj: string(obj)}
+		if ephemeral {
+			r.op, r.subresource, r.old = "UPDATE", "ephemeralcontainers", `{"spec":{"containers":[{"name":"a"}]}}`
+		}
+		w, resp := e.send(t, r.JSON())
+		if resp == nil {
+			t.Fatalf("status %d for object %s: %s", w.Code, obj, w.Body)
+		}
+		if len(resp.Patch) != 0 {
+			t.Fatalf("report mode patched %s: %s", obj, resp.Patch)
+		}
+		if !resp.Allowed && !strings.Contains(resp.Result.Message, "cannot read this object") {
+			t.Fatalf("report mode rejected %s: %s", obj, resp.Result.Message)
+		}
+	})
 }

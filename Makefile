@@ -48,6 +48,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s): engine, HTTP handler, 
 	$(GO) test -run '^$$' -fuzz '^FuzzHarden$$' -fuzztime $(FUZZTIME) ./mutate/
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./internal/server/
 	$(GO) test -run '^$$' -fuzz '^FuzzReviewObject$$' -fuzztime $(FUZZTIME) ./internal/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzReportModeNeverPatchesOrRejects$$' -fuzztime $(FUZZTIME) ./internal/server/
 	$(GO) test -run '^$$' -fuzz '^FuzzNodeJSON$$' -fuzztime $(FUZZTIME) ./internal/manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzHardenYAML$$' -fuzztime $(FUZZTIME) ./internal/cli/
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZTIME) ./internal/jsonenc/

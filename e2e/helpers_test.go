@@ -22,6 +22,26 @@ func uniqueName(prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, nameSeq.Add(1))
 }
 
+// createUntilProfile creates plain pods in ns until one is hardened with
+// profile want, for a namespace just relabelled: the webhook's informer
+// sees the label within moments, without a restart.
+func createUntilProfile(t *testing.T, ns, want string) *corev1.Pod {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		p, err := admin.CoreV1().Pods(ns).Create(context.Background(), plainPod(uniqueName(fmt.Sprintf("relabelled%d", i))), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Annotations["pod-hardener.io/hardened"]; got == want {
+			return p
+		} else if time.Now().After(deadline) {
+			t.Fatalf("relabelled namespace %s still hardens with %q, want %q", ns, got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // addEphemeral adds an ephemeral container as `kubectl debug` does,
 // retrying when something else (kwok's status updates) changed the pod.
 func addEphemeral(ctx context.Context, cs kubernetes.Interface, ns, name string, ec corev1.EphemeralContainer) (*corev1.Pod, error) {

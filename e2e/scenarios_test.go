@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -86,20 +84,7 @@ func TestProfileSelection(t *testing.T) {
 	if err := ensureNamespace(ctx, "s3-labelled", labels); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; ; i++ {
-		p, err = admin.CoreV1().Pods("s3-labelled").Create(ctx, plainPod(uniqueName(fmt.Sprintf("b%d", i))), metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.Annotations["pod-hardener.io/hardened"] == "strict-deny" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("relabelled namespace still uses %q", p.Annotations["pod-hardener.io/hardened"])
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	createUntilProfile(t, "s3-labelled", "strict-deny")
 }
 
 // Scenario 4: exemptions are honoured where allowed and recorded; ignored

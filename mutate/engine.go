@@ -28,6 +28,9 @@ type Input struct {
 	// Prefix is the JSON pointer of the pod inside the document that the
 	// operations apply to: "" for a Pod, "/spec/template" for a Deployment.
 	Prefix string
+	// Report computes everything hardening would do, then changes nothing
+	// and rejects nothing: the profile's mode is report.
+	Report bool
 }
 
 // Change is one field the engine set, and where: grouped by field, since
@@ -75,6 +78,19 @@ type Result struct {
 	// Denied is true when the pod must be rejected; Message says why.
 	Denied  bool
 	Message string
+	// Report: report mode was in force, so Operations is empty, Denied
+	// false, and the warnings say what hardening would do; WouldDeny says
+	// hardening would have rejected the pod (Message says why).
+	Report    bool
+	WouldDeny bool
+	// Mode is the mode selected for the pod and ModeSource what chose it
+	// (set by Review; with Options.HardenReportMode it may be report while
+	// Report is false).
+	Mode       profiles.RolloutMode
+	ModeSource string
+	// reportOps are the operations hardening would make, for judging the
+	// pod they would produce; never handed out as a patch.
+	reportOps []Operation
 	// patchSize bounds the encoded size of Operations from above.
 	patchSize int
 	// MayFail: the hardened pod may still fail its profile's Pod Security
@@ -133,6 +149,22 @@ func Harden(ctx context.Context, raw []byte, in Input) (*Result, error) {
 }
 
 func hardenPod(ctx context.Context, pod *podView, in Input) (*Result, error) {
+	res, err := hardenPass(ctx, pod, in)
+	if err != nil || !in.Report {
+		return res, err
+	}
+	// Report mode never patches and never rejects: whatever a caller does
+	// with Operations and Denied, the pod is admitted as it came.
+	res.Report = true
+	res.reportOps, res.Operations, res.patchSize = res.Operations, nil, 0
+	if res.Denied {
+		res.Denied, res.WouldDeny = false, true
+		res.Warnings = append(res.Warnings, "report mode: hardening would refuse this pod: "+res.Message)
+	}
+	return res, nil
+}
+
+func hardenPass(ctx context.Context, pod *podView, in Input) (*Result, error) {
 	if in.Profile == nil {
 		return nil, fmt.Errorf("no profile given")
 	}
@@ -275,6 +307,10 @@ func (h *hctx) removeAnnotation(key, why string) {
 		return
 	}
 	h.b.remove(h.meta.at() + "/annotations/" + escape(key))
+	if h.in.Report {
+		h.warn("report mode: annotation %s would be removed: %s", key, why)
+		return
+	}
 	h.warn("annotation %s removed: %s", key, why)
 }
 
@@ -414,7 +450,11 @@ func (h *hctx) finish() *Result {
 			denied = append(denied, fmt.Sprintf("%s: %s=%s is not allowed by profile %q (control %s); to exempt, annotate %s in a namespace that allows exemptions",
 				c.Where, c.Field, c.Value, r.Profile, c.Control, c.Hint))
 		case profiles.ActionEnforce:
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s=%s replaced by a safe value (profile %q, control %s)", c.Where, c.Field, c.Value, r.Profile, c.Control))
+			verb := "replaced"
+			if h.in.Report {
+				verb = "would be replaced"
+			}
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s=%s %s by a safe value (profile %q, control %s)", c.Where, c.Field, c.Value, verb, r.Profile, c.Control))
 		default:
 			msg := fmt.Sprintf("%s: %s=%s kept but unsafe (profile %q, control %s; exempt with %s)", c.Where, c.Field, c.Value, r.Profile, c.Control, c.Hint)
 			if c.Note != "" {
@@ -429,16 +469,20 @@ func (h *hctx) finish() *Result {
 		r.Operations = nil
 	}
 	r.Warnings = append(r.Warnings, h.problems...)
-	r.Warnings = append(r.Warnings, summarize(r.Profile, r.Changes)...)
+	r.Warnings = append(r.Warnings, summarize(r.Profile, r.Changes, h.in.Report)...)
 	r.MayFail, r.prof, r.level, r.prefix, r.windows = h.mayFail(), h.prof, h.prof.Level, h.in.Prefix, h.windows
 	return r
 }
 
 // summarize turns changes into one short warning per field, naming at
-// most MaxNamed places.
-func summarize(profile string, changes []Change) []string {
+// most MaxNamed places. In report mode each says what would be set.
+func summarize(profile string, changes []Change, report bool) []string {
 	if len(changes) == 0 {
 		return nil
+	}
+	head, verb := "hardened (profile ", "): set "
+	if report {
+		head, verb = "report mode (profile ", "): would set "
 	}
 	out := make([]string, 0, len(changes))
 	for _, c := range changes {
@@ -448,9 +492,9 @@ func summarize(profile string, changes []Change) []string {
 		}
 		var b strings.Builder
 		b.Grow(size)
-		b.WriteString("hardened (profile ")
+		b.WriteString(head)
 		b.WriteString(profile)
-		b.WriteString("): set ")
+		b.WriteString(verb)
 		b.WriteString(c.Field)
 		b.WriteString(" on ")
 		b.WriteString(strings.Join(c.Where, ", "))

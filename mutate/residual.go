@@ -95,12 +95,16 @@ func Residual(raw []byte, res *Result) error {
 		return nil
 	}
 	ops := res.Operations
+	if res.Report {
+		ops = res.reportOps
+	}
 	if res.prefix != "" {
-		ops = make([]Operation, len(res.Operations))
-		for i, o := range res.Operations {
+		trimmed := make([]Operation, len(ops))
+		for i, o := range ops {
 			o.Path = strings.TrimPrefix(o.Path, res.prefix)
-			ops[i] = o
+			trimmed[i] = o
 		}
+		ops = trimmed
 	}
 	out := raw
 	if len(ops) > 0 {
@@ -122,8 +126,12 @@ func Residual(raw []byte, res *Result) error {
 	}
 	for _, f := range pss.Evaluate(pod, api.Level(res.level)) {
 		res.Failures = append(res.Failures, f.ID)
-		res.Warnings = append(res.Warnings, fmt.Sprintf("still fails Pod Security Standards %s check %s after hardening (%s): %s",
-			res.level, f.ID, f, res.why(f.ID)))
+		verb := "still fails"
+		if res.Report {
+			verb = "would still fail"
+		}
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s Pod Security Standards %s check %s after hardening (%s): %s",
+			verb, res.level, f.ID, f, res.why(f.ID)))
 	}
 	return nil
 }

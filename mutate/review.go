@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
@@ -13,6 +14,10 @@ type Options struct {
 	// ForceExemptions authorizes exemptions regardless of config (the CLI's
 	// --allow-exemptions, for a user hardening their own manifests).
 	ForceExemptions bool
+	// HardenReportMode hardens even where the selected mode is report: the
+	// CLI, whose user asks for hardened manifests or for what hardening
+	// would change. Result.Mode still says which mode was selected.
+	HardenReportMode bool
 	// Raw gives the pod's JSON to ReviewPod (Review has it), read only
 	// when the hardened pod must be judged (Result.MayFail).
 	Raw RawPod
@@ -63,9 +68,14 @@ func review(ctx context.Context, cfg *profiles.Config, pod *podView, f profiles.
 		OnUnauthorized: cfg.Exemptions.OnUnauthorized,
 		EphemeralOnly:  o.EphemeralOnly,
 		Prefix:         o.Prefix,
+		Report:         sel.Mode == profiles.RolloutReport && !o.HardenReportMode,
 	})
 	if err != nil {
 		return nil, err
+	}
+	res.Mode, res.ModeSource = sel.Mode, sel.ModeSource
+	if res.Report && (len(res.Changes) > 0 || len(res.Conflicts) > 0 || res.WouldDeny) {
+		sel.Warnings = append(sel.Warnings, fmt.Sprintf("report mode (%s): admitted unchanged; what profile %q would do follows", sel.ModeSource, res.Profile))
 	}
 	res.Warnings = append(sel.Warnings, res.Warnings...)
 	if res.MayFail && o.Raw != nil {

@@ -18,6 +18,9 @@ const (
 	LabelProfile      = "pod-hardener.io/profile"
 	// LabelAllowExemptions on a namespace lets its pods' exemptions count.
 	LabelAllowExemptions = "pod-hardener.io/allow-exemptions"
+	// LabelMode on a namespace (harden or report) overrides the selected
+	// profile's mode: the switch an admin turns one namespace at a time.
+	LabelMode = "pod-hardener.io/mode"
 )
 
 // ProfileSpec is a profile as written in config.yaml. Unset fields come from
@@ -26,6 +29,7 @@ type ProfileSpec struct {
 	Name                string          `json:"name"`
 	Extends             string          `json:"extends,omitempty"`
 	Description         string          `json:"description,omitempty"`
+	Mode                RolloutMode     `json:"mode,omitempty"`
 	OnConflict          Action          `json:"onConflict,omitempty"`
 	Controls            map[string]Mode `json:"controls,omitempty"`
 	AllowedCapabilities *[]string       `json:"allowedCapabilities,omitempty"`
@@ -175,8 +179,12 @@ func (c *Config) AuthorizeExemptions(f Facts) Authorization {
 type Selection struct {
 	Profile *Profile
 	// Source names the rule that chose it, for messages.
-	Source   string
-	Warnings []string
+	Source string
+	// Mode is the profile's mode, or the namespace label's; ModeSource
+	// says which, for messages.
+	Mode       RolloutMode
+	ModeSource string
+	Warnings   []string
 }
 
 // Select chooses a profile: the pod annotation (only when exemptions are
@@ -184,6 +192,26 @@ type Selection struct {
 // An unknown name never leaves a pod unhardened: it falls back to the
 // default profile with a warning.
 func (c *Config) Select(f Facts, podAnnotation string, auth Authorization) Selection {
+	s := c.selectProfile(f, podAnnotation, auth)
+	s.Mode, s.ModeSource = s.Profile.Mode, "profile "+s.Profile.Name
+	if s.Mode == "" {
+		s.Mode = RolloutHarden
+	}
+	if !f.NamespaceKnown {
+		return s
+	}
+	switch v := f.NamespaceLabels[LabelMode]; RolloutMode(v) {
+	case "":
+	case RolloutHarden, RolloutReport:
+		s.Mode, s.ModeSource = RolloutMode(v), "namespace label "+LabelMode
+	default:
+		s.Warnings = append(s.Warnings, fmt.Sprintf("namespace label %s=%q ignored: want %q or %q; using the mode of profile %q (%s)",
+			LabelMode, v, RolloutHarden, RolloutReport, s.Profile.Name, s.Mode))
+	}
+	return s
+}
+
+func (c *Config) selectProfile(f Facts, podAnnotation string, auth Authorization) Selection {
 	var warnings []string
 	pick := func(name, source string) (Selection, bool) {
 		if p, ok := c.resolved[name]; ok {
@@ -244,6 +272,7 @@ func (r *NamespaceRule) matches(ns string, nsLabels map[string]string) bool {
 func (p *Profile) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s\n", p.Name, p.Description)
+	fmt.Fprintf(&b, "  mode: %s\n", p.Mode)
 	fmt.Fprintf(&b, "  onConflict: %s\n", p.OnConflict)
 	fmt.Fprintf(&b, "  judged at: Pod Security Standards %s\n", p.Level)
 	for _, c := range ControlNames {

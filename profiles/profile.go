@@ -132,6 +132,18 @@ const (
 	ActionDeny    Action = "deny"
 )
 
+// RolloutMode says whether a profile's changes are made or only reported,
+// as Pod Security's enforce level against its warn and audit levels.
+type RolloutMode string
+
+const (
+	// RolloutHarden patches the pod: the default.
+	RolloutHarden RolloutMode = "harden"
+	// RolloutReport patches nothing and never rejects: the webhook answers
+	// with warnings and audit annotations saying what hardening would do.
+	RolloutReport RolloutMode = "report"
+)
+
 // EmptyDir shapes the emptyDir volumes added for writable paths.
 type EmptyDir struct {
 	Medium    string `json:"medium,omitempty"`
@@ -146,7 +158,9 @@ type Profile struct {
 	// Level is the Pod Security Standards level the profile aims at
 	// (restricted, baseline or privileged), inherited through extends from
 	// the built-in at the root: after hardening, a pod is judged at it.
-	Level               string
+	Level string
+	// Mode is harden or report, inherited through extends.
+	Mode                RolloutMode
 	Controls            map[string]Mode
 	OnConflict          Action
 	AllowedCapabilities []string
@@ -225,6 +239,7 @@ func Builtins() map[string]*Profile {
 		Name:                "restricted",
 		Description:         "every control; a pod without conflicts passes Pod Security Standards restricted",
 		Level:               "restricted",
+		Mode:                RolloutHarden,
 		Controls:            allControls(ModeDefault),
 		OnConflict:          ActionWarn,
 		AllowedCapabilities: []string{"NET_BIND_SERVICE"},
@@ -238,6 +253,7 @@ func Builtins() map[string]*Profile {
 		Name:        "baseline",
 		Description: "what Pod Security Standards baseline needs, plus allowPrivilegeEscalation and seccompProfile",
 		Level:       "baseline",
+		Mode:        RolloutHarden,
 		Controls:    allControls(ModeOff),
 		OnConflict:  ActionWarn,
 		// Baseline keeps the runtime's default capabilities: nothing is
@@ -252,6 +268,7 @@ func Builtins() map[string]*Profile {
 		Name:        "privileged",
 		Description: "touches nothing",
 		Level:       "privileged",
+		Mode:        RolloutHarden,
 		Controls:    allControls(ModeOff),
 		OnConflict:  ActionWarn,
 	}

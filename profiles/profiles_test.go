@@ -19,6 +19,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"unknown control", "profiles:\n- name: a\n  controls: {readOnlyRootFilesystm: off}\n", []string{`profiles[0].controls[readOnlyRootFilesystm]`}},
 		{"bad mode", "profiles:\n- name: a\n  controls: {privileged: sometimes}\n", []string{`profiles[0].controls[privileged]: Unsupported value: "sometimes"`}},
 		{"bad onConflict", "profiles:\n- name: a\n  onConflict: ignore\n", []string{`profiles[0].onConflict`}},
+		{"bad rollout mode", "profiles:\n- name: a\n- name: b\n  mode: audit\n", []string{`profiles[1].mode: Unsupported value: "audit"`}},
 		{"relative writable path", "profiles:\n- name: a\n  writablePaths: [/tmp, var/run]\n", []string{`profiles[0].writablePaths[1]`, "not absolute"}},
 		{"dotdot writable path", "profiles:\n- name: a\n  writablePaths: [/a/../b]\n", []string{`profiles[0].writablePaths[0]`}},
 		{"duplicate name", "profiles:\n- name: a\n- name: a\n", []string{`profiles[1].name: Duplicate value`}},
@@ -237,5 +238,52 @@ func TestShippedConfigIsValid(t *testing.T) {
 	}
 	if _, ok := c.Profile("data-team"); !ok {
 		t.Error("config.yaml's example profile missing")
+	}
+}
+
+func TestRolloutModeInheritedAndSwitchedByNamespaceLabel(t *testing.T) {
+	c, err := Parse([]byte(`
+defaultProfile: watch
+profiles:
+- name: watch
+  mode: report
+- name: watch-child
+  extends: watch
+  controls: {capabilities: off}
+- name: strict
+  extends: watch
+  mode: harden
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]RolloutMode{"watch": RolloutReport, "watch-child": RolloutReport, "strict": RolloutHarden, "restricted": RolloutHarden} {
+		if p, _ := c.Profile(name); p.Mode != want {
+			t.Errorf("profile %s: mode %q, want %q", name, p.Mode, want)
+		}
+	}
+	cases := []struct {
+		name   string
+		facts  Facts
+		mode   RolloutMode
+		source string
+		warn   string
+	}{
+		{"profile mode", Facts{Namespace: "a", NamespaceKnown: true}, RolloutReport, "profile watch", ""},
+		{"label switches to harden", Facts{Namespace: "a", NamespaceKnown: true, NamespaceLabels: map[string]string{LabelMode: "harden"}}, RolloutHarden, "namespace label " + LabelMode, ""},
+		{"label switches to report", Facts{Namespace: "a", NamespaceKnown: true, NamespaceLabels: map[string]string{LabelProfile: "strict", LabelMode: "report"}}, RolloutReport, "namespace label " + LabelMode, ""},
+		{"bad label keeps the profile's mode", Facts{Namespace: "a", NamespaceKnown: true, NamespaceLabels: map[string]string{LabelProfile: "strict", LabelMode: "Report"}}, RolloutHarden, "profile strict", `pod-hardener.io/mode="Report" ignored`},
+		{"namespace unknown: the default's mode", Facts{Namespace: "a", NamespaceLabels: map[string]string{LabelMode: "harden"}}, RolloutReport, "profile watch", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := c.Select(tc.facts, "", Authorization{})
+			if s.Mode != tc.mode || s.ModeSource != tc.source {
+				t.Errorf("mode %q from %q, want %q from %q", s.Mode, s.ModeSource, tc.mode, tc.source)
+			}
+			if got := strings.Join(s.Warnings, "\n"); tc.warn != "" && !strings.Contains(got, tc.warn) {
+				t.Errorf("warnings %q lack %q", got, tc.warn)
+			}
+		})
 	}
 }

@@ -119,6 +119,11 @@ func (c *Config) validate() field.ErrorList {
 
 func validateSpec(p *field.Path, s *ProfileSpec) field.ErrorList {
 	var errs field.ErrorList
+	switch s.Mode {
+	case "", RolloutHarden, RolloutReport:
+	default:
+		errs = append(errs, field.NotSupported(p.Child("mode"), s.Mode, []string{string(RolloutHarden), string(RolloutReport)}))
+	}
 	switch s.OnConflict {
 	case "", ActionWarn, ActionEnforce, ActionDeny:
 	default:
@@ -198,6 +203,9 @@ func (s *ProfileSpec) apply(parent *Profile) *Profile {
 	p.Description = s.Description
 	if p.Description == "" {
 		p.Description = "extends " + parent.Name
+	}
+	if s.Mode != "" {
+		p.Mode = s.Mode
 	}
 	if s.OnConflict != "" {
 		p.OnConflict = s.OnConflict

@@ -686,3 +686,33 @@ func TestErrorStopsTheList(t *testing.T) {
 		t.Errorf("%d pages read after the error on the first", len(pg.requests))
 	}
 }
+
+// TestReportModeAuditedAsHardenMode: the audit says what hardening would
+// change whatever the mode, so an admin in report mode sees what switching
+// a namespace to harden will do.
+func TestReportModeAuditedAsHardenMode(t *testing.T) {
+	cfg, err := profiles.Parse([]byte("defaultProfile: strict\nprofiles:\n  - name: strict\n    mode: report\n    onConflict: deny\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	priv := plain("apps", "priv", nil)
+	priv.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &yes}
+	for _, labels := range []map[string]string{nil, {profiles.LabelMode: "harden"}} {
+		f := profiles.Facts{Namespace: "apps", NamespaceKnown: true, NamespaceLabels: labels}
+		r, err := newEvaluator(cfg).evaluate(f, plain("apps", "web", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.status != WouldChange || len(r.changes) == 0 || r.pssAfter != api.LevelRestricted {
+			t.Errorf("labels %v: plain pod %s, %d changes, %s after", labels, r.status, len(r.changes), r.pssAfter)
+		}
+		r, err = newEvaluator(cfg).evaluate(f, priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.status != Conflict || !strings.Contains(r.rejected, "rejected") {
+			t.Errorf("labels %v: denied pod %s, rejected %q", labels, r.status, r.rejected)
+		}
+	}
+}

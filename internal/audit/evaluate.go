@@ -153,7 +153,9 @@ func reviewed(p *corev1.Pod) *corev1.Pod {
 
 // review is the engine's verdict on one pod, given typed and as JSON.
 func review(cfg *profiles.Config, f profiles.Facts, p *corev1.Pod, raw []byte) (*podResult, error) {
-	res, err := mutate.Review(context.Background(), cfg, raw, f, mutate.Options{})
+	// Report mode changes what the webhook answers, not what hardening
+	// would change, which is what the audit reports.
+	res, err := mutate.Review(context.Background(), cfg, raw, f, mutate.Options{HardenReportMode: true})
 	if err != nil {
 		return nil, fmt.Errorf("reviewing: %w", err)
 	}
@@ -165,7 +167,7 @@ func review(cfg *profiles.Config, f profiles.Facts, p *corev1.Pod, raw []byte) (
 	// webhook recorded them at admission and config lists subjects, a
 	// listed requester may have been the one who allowed them.
 	if res.Refused && hasSubjects(cfg) && hasRecorded && ann[mutate.AnnotationHardened] != "" {
-		forced, err := mutate.Review(context.Background(), cfg, raw, f, mutate.Options{ForceExemptions: true})
+		forced, err := mutate.Review(context.Background(), cfg, raw, f, mutate.Options{ForceExemptions: true, HardenReportMode: true})
 		if err != nil {
 			return nil, fmt.Errorf("reviewing: %w", err)
 		}

@@ -118,6 +118,9 @@ func TestHardenExitCodes(t *testing.T) {
 		{"exemption ignored without allowance", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {pod-hardener.io/exempt: \"true\"}}\nspec: {containers: [{name: c}]}\n", nil, 0, []string{"exemption annotations ignored"}},
 		{"exemption honoured with --allow-exemptions", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {pod-hardener.io/exempt: \"true\"}}\nspec: {containers: [{name: c}]}\n", []string{"--allow-exemptions"}, 0, []string{"is exempt"}},
 		{"namespace label picks profile", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n", []string{"--namespace-labels", "pod-hardener.io/profile=privileged"}, 0, nil},
+		{"report mode noted, manifest still hardened", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n", []string{"--namespace-labels", "pod-hardener.io/mode=report"}, 0,
+			[]string{"note: Pod p: mode report (namespace label pod-hardener.io/mode)", "hardened (profile restricted): set readOnlyRootFilesystem=true"}},
+		{"report mode still reports a denial", priv, []string{"--profile", "data-team", "--config", "../../config.yaml", "--namespace-labels", "pod-hardener.io/mode=report"}, 2, []string{"note: Pod p: mode report", "denied: Pod p"}},
 		{"placeholder port still hardens", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, ports: [{containerPort: PORT}]}]}\n", nil, 0, []string{"hardened (profile restricted)"}},
 	}
 	for _, tc := range cases {

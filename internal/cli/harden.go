@@ -140,7 +140,10 @@ func (o *hardenOptions) hardenDoc(cfg *profiles.Config, d manifest.Document) *ha
 		}
 		// Offline, nothing cancels a run but an interrupt, which ends the
 		// process.
-		res, err := mutate.Review(context.Background(), cfg, w.Pod, facts, mutate.Options{Prefix: w.Pointer, ForceExemptions: o.allowExemptions})
+		res, err := mutate.Review(context.Background(), cfg, w.Pod, facts, mutate.Options{Prefix: w.Pointer, ForceExemptions: o.allowExemptions,
+			// The user asks for hardened manifests: a report mode is
+			// noted, not obeyed.
+			HardenReportMode: true})
 		if err != nil {
 			h.err = fmt.Errorf("%s: %w", w.Header.ID(), err)
 			return h
@@ -236,6 +239,10 @@ type hardenWriter struct {
 
 func (w *hardenWriter) write(h *hardened) error {
 	for _, r := range h.results {
+		if r.res.Mode == profiles.RolloutReport {
+			fmt.Fprintf(w.stderr, "note: %s: mode report (%s): the webhook would admit it unchanged and only warn; shown hardened as mode harden would make it\n",
+				r.w.Header.ID(), r.res.ModeSource)
+		}
 		for _, warning := range r.res.Warnings {
 			fmt.Fprintf(w.stderr, "warning: %s: %s\n", r.w.Header.ID(), warning)
 		}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -50,7 +51,8 @@ type Decision struct {
 	Message string
 	// AuditAnnotations go into the API server's audit log.
 	AuditAnnotations map[string]string
-	// Outcome labels the reviews metric: hardened, unchanged, denied, skipped.
+	// Outcome labels the reviews metric: hardened, unchanged, denied,
+	// skipped, and in report mode would-harden or would-deny.
 	Outcome string
 	Result  *mutate.Result
 }
@@ -167,6 +169,9 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 		dec.AuditAnnotations["conflicts"] = strings.Join(cs, ",")
 	}
 	d.metrics.observe(res)
+	if res.Report {
+		return reportDecision(dec), nil
+	}
 	if res.Denied {
 		dec.Message = res.Message
 		dec.Outcome = "denied"
@@ -183,6 +188,34 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 		dec.Outcome = "hardened"
 	}
 	return dec, nil
+}
+
+// reportDecision answers a pod reviewed in report mode: allowed, with no
+// patch whatever the result holds, and audit annotations saying what
+// hardening would have done.
+func reportDecision(dec *Decision) *Decision {
+	res := dec.Result
+	dec.Allowed = true
+	dec.Patch = nil
+	dec.AuditAnnotations["mode"] = string(profiles.RolloutReport)
+	dec.Outcome = "unchanged"
+	if len(res.Changes) > 0 {
+		// Control names, not fields: a closed set, so the annotation stays
+		// short whatever the pod holds; the warnings name the fields.
+		var controls []string
+		for _, c := range res.Changes {
+			if !slices.Contains(controls, c.Control) {
+				controls = append(controls, c.Control)
+			}
+		}
+		dec.AuditAnnotations["would-change"] = strings.Join(controls, ",")
+		dec.Outcome = "would-harden"
+	}
+	if res.WouldDeny {
+		dec.AuditAnnotations["would-deny"] = "true"
+		dec.Outcome = "would-deny"
+	}
+	return dec
 }
 
 func (d *Decider) skip(r *Request, why string) *Decision {

@@ -14,6 +14,7 @@ import (
 type Metrics struct {
 	Reviews           *prometheus.CounterVec
 	Patches           *prometheus.CounterVec
+	WouldPatch        *prometheus.CounterVec
 	Exemptions        *prometheus.CounterVec
 	Conflicts         *prometheus.CounterVec
 	ConfigReloads     *prometheus.CounterVec
@@ -28,9 +29,11 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Reviews: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_reviews_total",
-			Help: "Admission reviews by operation and result (hardened, unchanged, denied, skipped, error)."}, []string{"operation", "result"}),
+			Help: "Admission reviews by operation and result (hardened, unchanged, denied, skipped, error; in report mode would-harden, would-deny)."}, []string{"operation", "result"}),
 		Patches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_patches_total",
 			Help: "Fields set by hardening, by profile and control."}, []string{"profile", "control"}),
+		WouldPatch: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_report_changes_total",
+			Help: "Fields report mode would have set, by profile and control; nothing was patched."}, []string{"profile", "control"}),
 		Exemptions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_exemptions_total",
 			Help: "Exemption requests by result (honoured, refused)."}, []string{"result"}),
 		Conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_conflicts_total",
@@ -48,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		CertReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_certificate_reloads_total",
 			Help: "Serving certificate reloads by result (success, error)."}, []string{"result"}),
 	}
-	reg.MustRegister(m.Reviews, m.Patches, m.Exemptions, m.Conflicts, m.ConfigReloads, m.NamespaceFailures, m.Panics, m.BadRequests, m.Unreviewed, m.CertReloads)
+	reg.MustRegister(m.Reviews, m.Patches, m.WouldPatch, m.Exemptions, m.Conflicts, m.ConfigReloads, m.NamespaceFailures, m.Panics, m.BadRequests, m.Unreviewed, m.CertReloads)
 	return m
 }
 
@@ -61,8 +64,12 @@ func (m *Metrics) observe(r *mutate.Result) {
 	}
 	// One counter update per control and field, not per container: each
 	// labelled lookup hashes its labels.
+	changes := m.Patches
+	if r.Report {
+		changes = m.WouldPatch
+	}
 	for _, c := range r.Changes {
-		m.Patches.WithLabelValues(r.Profile, c.Control).Add(float64(c.Count))
+		changes.WithLabelValues(r.Profile, c.Control).Add(float64(c.Count))
 	}
 	for _, c := range r.Conflicts {
 		m.Conflicts.WithLabelValues(c.Control, string(c.Action)).Inc()

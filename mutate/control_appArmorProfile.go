@@ -31,14 +31,25 @@ func init() {
 	})
 }
 
+// setRuntimeDefault writes type RuntimeDefault into an appArmorProfile. A
+// profile without a type (which the view reads as "") has no key to
+// replace: an add there is valid, and replaces a null or "" as well.
+func setRuntimeDefault(profile *obj, typ *string) {
+	if *typ == "" {
+		profile.set("type", "RuntimeDefault")
+	} else {
+		profile.replace("type", "RuntimeDefault")
+	}
+	*typ = "RuntimeDefault"
+}
+
 const appArmorAnnotationPrefix = "container.apparmor.security.beta.kubernetes.io/"
 
 func appArmorProfile(h *hctx) {
 	ephemeral := h.in.EphemeralOnly != nil
 	if sc := h.pod.Spec.SecurityContext; !ephemeral && sc != nil && sc.AppArmorProfile != nil && !appArmorTypeAllowed(sc.AppArmorProfile.Type) {
 		if h.conflict(profiles.AppArmorProfile, nil, "spec.securityContext.appArmorProfile.type", sc.AppArmorProfile.Type) == profiles.ActionEnforce {
-			h.podSC.child("appArmorProfile", true).replace("type", "RuntimeDefault")
-			sc.AppArmorProfile.Type = "RuntimeDefault"
+			setRuntimeDefault(h.podSC.child("appArmorProfile", true), &sc.AppArmorProfile.Type)
 		}
 	}
 	var seen verdict
@@ -48,8 +59,7 @@ func appArmorProfile(h *hctx) {
 			continue
 		}
 		if h.conflict(profiles.AppArmorProfile, t, "securityContext.appArmorProfile.type", sc.AppArmorProfile.Type) == profiles.ActionEnforce {
-			t.sc().child("appArmorProfile", true).replace("type", "RuntimeDefault")
-			sc.AppArmorProfile.Type = "RuntimeDefault"
+			setRuntimeDefault(t.sc().child("appArmorProfile", true), &sc.AppArmorProfile.Type)
 		}
 	}
 	if ephemeral {

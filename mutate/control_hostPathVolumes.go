@@ -33,8 +33,6 @@ func hostPathVolumes(h *hctx) {
 		if v.HostPath == nil {
 			continue
 		}
-		if h.conflict(profiles.HostPathVolumes, nil, "spec.volumes["+v.Name+"]", "hostPath") == profiles.ActionEnforce {
-			h.cannotEnforce(noSafeVolume)
-		}
+		h.unfixable(profiles.HostPathVolumes, nil, "spec.volumes["+v.Name+"]", "hostPath", noSafeVolume)
 	}
 }

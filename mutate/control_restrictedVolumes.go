@@ -35,8 +35,6 @@ func restrictedVolumes(h *hctx) {
 		if src == "" || src == "hostPath" && hostPathOwned {
 			continue
 		}
-		if h.conflict(profiles.RestrictedVolumes, nil, "spec.volumes["+v.Name+"]", src) == profiles.ActionEnforce {
-			h.cannotEnforce(noSafeVolume)
-		}
+		h.unfixable(profiles.RestrictedVolumes, nil, "spec.volumes["+v.Name+"]", src, noSafeVolume)
 	}
 }

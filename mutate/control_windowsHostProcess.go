@@ -27,16 +27,12 @@ func init() {
 const noSafeHostProcess = "no safe value: a HostProcess pod is built to run on the node"
 
 func windowsHostProcess(h *hctx) {
-	if sc := h.pod.Spec.SecurityContext; h.in.EphemeralOnly == nil && sc != nil && sc.WindowsOptions != nil && isTrue(sc.WindowsOptions.HostProcess) {
-		if h.conflict(profiles.WindowsHostProcess, nil, "spec.securityContext.windowsOptions.hostProcess", "true") == profiles.ActionEnforce {
-			h.cannotEnforce(noSafeHostProcess)
-		}
+	if sc := h.pod.Spec.SecurityContext; h.in.EphemeralOnly == nil && sc != nil && sc.WindowsOptions.hostProcess() {
+		h.unfixable(profiles.WindowsHostProcess, nil, "spec.securityContext.windowsOptions.hostProcess", "true", noSafeHostProcess)
 	}
 	for _, t := range h.targets {
-		if sc := t.c.SecurityContext; sc != nil && sc.WindowsOptions != nil && isTrue(sc.WindowsOptions.HostProcess) {
-			if h.conflict(profiles.WindowsHostProcess, t, "securityContext.windowsOptions.hostProcess", "true") == profiles.ActionEnforce {
-				h.cannotEnforce(noSafeHostProcess)
-			}
+		if sc := t.c.SecurityContext; sc != nil && sc.WindowsOptions.hostProcess() {
+			h.unfixable(profiles.WindowsHostProcess, t, "securityContext.windowsOptions.hostProcess", "true", noSafeHostProcess)
 		}
 	}
 }

@@ -188,8 +188,9 @@ func hardenPass(ctx context.Context, pod *podView, in Input) (*Result, error) {
 	}
 	// hostProcess means something only on Windows: a Linux node ignores it,
 	// so on any other pod it must not switch off a single control.
-	h.hostProcess = h.windows && pod.hostProcess()
-	if !h.windows && pod.hostProcess() {
+	hostProcess := pod.hostProcess()
+	h.hostProcess = h.windows && hostProcess
+	if !h.windows && hostProcess {
 		h.problems = append(h.problems, "windowsOptions.hostProcess=true on a pod without spec.os.name: windows: "+
 			"hardened as a Linux pod, where hostProcess has no effect (PSS baseline forbids it)")
 	}
@@ -436,6 +437,14 @@ func (h *hctx) cannotEnforce(note string) {
 	c := &h.res.Conflicts[len(h.res.Conflicts)-1]
 	c.Action = profiles.ActionWarn
 	c.Note = note
+}
+
+// unfixable records a conflict that has no safe value: enforce keeps it
+// and warns with the note, as warn does; deny still refuses the pod.
+func (h *hctx) unfixable(control string, t *target, field, value, note string) {
+	if h.conflict(control, t, field, value) == profiles.ActionEnforce {
+		h.cannotEnforce(note)
+	}
 }
 
 // finish turns changes, conflicts and problems into messages.

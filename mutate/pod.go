@@ -230,18 +230,19 @@ func (p *podView) windows() bool {
 
 // hostProcess: a Windows HostProcess pod runs as a node account by design.
 func (p *podView) hostProcess() bool {
-	sc := p.Spec.SecurityContext
-	if sc != nil && sc.WindowsOptions != nil && sc.WindowsOptions.HostProcess != nil && *sc.WindowsOptions.HostProcess {
+	if sc := p.Spec.SecurityContext; sc != nil && sc.WindowsOptions.hostProcess() {
 		return true
 	}
-	found := false
 	for _, c := range p.Spec.allContainers() {
-		if sc := c.SecurityContext; sc != nil && sc.WindowsOptions != nil && sc.WindowsOptions.HostProcess != nil && *sc.WindowsOptions.HostProcess {
-			found = true
+		if sc := c.SecurityContext; sc != nil && sc.WindowsOptions.hostProcess() {
+			return true
 		}
 	}
-	return found
+	return false
 }
+
+// hostProcess reports windowsOptions.hostProcess: true; nil options have none.
+func (w *windowsOptionsView) hostProcess() bool { return w != nil && isTrue(w.HostProcess) }
 
 func isTrue(b *bool) bool  { return b != nil && *b }
 func isFalse(b *bool) bool { return b != nil && !*b }

@@ -162,6 +162,11 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return nil, fmt.Errorf("etcd: %w (log %s)", err, c.logOf("etcd"))
 	}
 	c.URL = "https://127.0.0.1:" + strconv.Itoa(apiPort)
+	// The real node's kubelet is authorized as system:node:NAME.
+	authz := "RBAC"
+	if c.node != nil {
+		authz = "Node,RBAC"
+	}
 	c.apiArgs = []string{
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -174,7 +179,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		"--service-account-signing-key-file=" + filepath.Join(pki, "sa.key"),
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--endpoint-reconciler-type=none",
-		"--authorization-mode=RBAC",
+		"--authorization-mode=" + authz,
 		"--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook,PodSecurity",
 		"--allow-privileged=true",
 		"--cert-dir=" + filepath.Join(o.Dir, "apiserver-certs"),
@@ -185,11 +190,6 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		// certificate the kubelet's CA trusts.
 		if err := c.ca.issueClient(filepath.Join(pki, "apiserver-kubelet-client"), "kube-apiserver-kubelet-client", []string{"system:masters"}); err != nil {
 			return nil, err
-		}
-		for i, a := range c.apiArgs {
-			if a == "--authorization-mode=RBAC" {
-				c.apiArgs[i] = "--authorization-mode=Node,RBAC"
-			}
 		}
 		c.apiArgs = append(c.apiArgs,
 			"--kubelet-client-certificate="+filepath.Join(pki, "apiserver-kubelet-client.crt"),

@@ -7,8 +7,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -78,11 +76,5 @@ func (r *Registry) Push(ctx context.Context, im Image) (string, error) {
 // BuildStatic builds a Go package of the repository at root as a static
 // binary (no cgo), which runs on an empty image base.
 func BuildStatic(root, pkg, out string) error {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building %s: %v\n%s", pkg, err, b)
-	}
-	return nil
+	return goBuild(root, pkg, out, "CGO_ENABLED=0")
 }

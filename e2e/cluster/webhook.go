@@ -19,10 +19,19 @@ import (
 
 // BuildPodHardener builds the webhook binary from the repository at root.
 func BuildPodHardener(root, out string) error {
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/pod-hardener")
+	return goBuild(root, "./cmd/pod-hardener", out)
+}
+
+// goBuild runs go build for a package of the repository at root, with
+// extra environment variables.
+func goBuild(root, pkg, out string, env ...string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = root
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building pod-hardener: %v\n%s", err, b)
+		return fmt.Errorf("building %s: %v\n%s", pkg, err, b)
 	}
 	return nil
 }

@@ -46,8 +46,10 @@ func mayHold(b []byte, quotedKey string) bool {
 	return bytes.Contains(b, []byte(quotedKey)) || bytes.Contains(b, []byte(`\u`))
 }
 
-// decodeView decodes as decodePod does: case-sensitive, duplicate keys refused.
-func decodeView(b []byte, v any) error {
+// DecodeStrict decodes as decodePod does: keys case-sensitive, duplicate
+// keys refused. Whatever reads part of a pod beside the engine uses it, so
+// both read the same pod.
+func DecodeStrict(b []byte, v any) error {
 	strict, err := kjson.UnmarshalStrict(b, v, kjson.DisallowDuplicateFields)
 	if err != nil {
 		return err
@@ -62,7 +64,7 @@ func (p *portsView) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var ps []portView
-	if err := decodeView(b, &ps); err != nil {
+	if err := DecodeStrict(b, &ps); err != nil {
 		return err
 	}
 	*p = ps
@@ -93,7 +95,7 @@ func (h *handlerView) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var hs handlerHosts
-	if err := decodeView(b, &hs); err != nil {
+	if err := DecodeStrict(b, &hs); err != nil {
 		return err
 	}
 	if hs.HTTPGet.Host != "" || hs.TCPSocket.Host != "" {

@@ -8,7 +8,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -258,25 +257,13 @@ func (r *Request) hasMirrorAnnotation() bool {
 
 const mirrorAnnotation = "kubernetes.io/config.mirror"
 
-// decodeStrict reads part of a pod as the engine reads the whole: keys
-// case-sensitive ("EphemeralContainers" is not ephemeralContainers) and a
-// duplicate key an error, so this decision and the engine never read two
-// different pods out of one object.
-func decodeStrict(raw []byte, v any) error {
-	strict, err := kjson.UnmarshalStrict(raw, v, kjson.DisallowDuplicateFields)
-	if err != nil {
-		return err
-	}
-	return errors.Join(strict...)
-}
-
 func hasMirrorAnnotation(raw []byte) bool {
 	var p struct {
 		Metadata struct {
 			Annotations map[string]string `json:"annotations"`
 		} `json:"metadata"`
 	}
-	if decodeStrict(raw, &p) != nil {
+	if mutate.DecodeStrict(raw, &p) != nil {
 		return false
 	}
 	_, ok := p.Metadata.Annotations[mirrorAnnotation]
@@ -296,11 +283,11 @@ func newEphemeralContainers(oldRaw, newRaw []byte) (map[string]bool, error) {
 	}
 	var o, n pod
 	if len(oldRaw) > 0 {
-		if err := decodeStrict(oldRaw, &o); err != nil {
+		if err := mutate.DecodeStrict(oldRaw, &o); err != nil {
 			return nil, fmt.Errorf("decoding old pod: %w", err)
 		}
 	}
-	if err := decodeStrict(newRaw, &n); err != nil {
+	if err := mutate.DecodeStrict(newRaw, &n); err != nil {
 		return nil, fmt.Errorf("decoding pod: %w", err)
 	}
 	had := map[string]bool{}

@@ -251,11 +251,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		panic(fmt.Sprintf("unknown admission response type %T", out))
 	}
-	answer := encodeResponse(ar.TypeMeta, resp)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
-	w.WriteHeader(code)
-	_, _ = w.Write(answer)
+	writeJSON(w, code, encodeResponse(ar.TypeMeta, resp))
 }
 
 func (h *handler) badRequest(w http.ResponseWriter, msg string) {
@@ -267,20 +263,22 @@ func (h *handler) badRequest(w http.ResponseWriter, msg string) {
 func (h *handler) refuseTooLarge(w http.ResponseWriter, head []byte) {
 	h.metrics.unreviewed("too_large")
 	h.log.Warn("review refused: larger than the limit", "limit", h.limits.MaxBody)
-	h.writeRefusal(w, refusal(head, http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge,
+	writeJSON(w, http.StatusOK, refusal(head, http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge,
 		fmt.Sprintf("pod-hardener cannot review an AdmissionReview larger than %d bytes, so it cannot harden this pod", h.limits.MaxBody)))
 }
 
 func (h *handler) refuseBusy(w http.ResponseWriter, head []byte) {
 	h.metrics.unreviewed("busy")
 	h.log.Warn("review refused: too many reviews in flight", "inFlightBytes", h.limits.InFlight)
-	h.writeRefusal(w, refusal(head, http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
+	writeJSON(w, http.StatusOK, refusal(head, http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
 		"pod-hardener is busy with other reviews and cannot harden this pod now; retry"))
 }
 
-func (h *handler) writeRefusal(w http.ResponseWriter, body []byte) {
+// writeJSON writes an answer whose length is known: answers and refusals
+// alike.
+func writeJSON(w http.ResponseWriter, code int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(code)
 	_, _ = w.Write(body)
 }

@@ -31,6 +31,9 @@ type Input struct {
 	// Report computes everything hardening would do, then changes nothing
 	// and rejects nothing: the profile's mode is report.
 	Report bool
+	// Images are the facts of the images the pod's containers run; nil
+	// when no lookup was made.
+	Images ImageSet
 }
 
 // Change is one field the engine set, and where: grouped by field, since

@@ -21,6 +21,9 @@ type Options struct {
 	// Raw gives the pod's JSON to ReviewPod (Review has it), read only
 	// when the hardened pod must be judged (Result.MayFail).
 	Raw RawPod
+	// Images are the facts of the images the pod's containers run, looked
+	// up by the caller; nil when image-aware hardening is off.
+	Images ImageSet
 }
 
 // RawPod gives a pod's JSON on demand. An interface, not a func: a method
@@ -69,6 +72,7 @@ func review(ctx context.Context, cfg *profiles.Config, pod *podView, f profiles.
 		EphemeralOnly:  o.EphemeralOnly,
 		Prefix:         o.Prefix,
 		Report:         sel.Mode == profiles.RolloutReport && !o.HardenReportMode,
+		Images:         o.Images,
 	})
 	if err != nil {
 		return nil, err

@@ -53,11 +53,12 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s): engine, HTTP handler, 
 	$(GO) test -run '^$$' -fuzz '^FuzzHardenYAML$$' -fuzztime $(FUZZTIME) ./internal/cli/
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZTIME) ./internal/jsonenc/
 
-demo: build ## a local kube-apiserver with pod-hardener: a plain pod hardened in a restricted namespace; keeps running
-	@e2e/build-binaries.sh etcd kube-apiserver
+demo: build ## a local cluster with pod-hardener and a real node (where the machine can): a plain pod hardened, and what the kubelet makes of it; keeps running
+	@e2e/install-node-deps.sh
+	@e2e/build-binaries.sh
 	@$(GO) run ./e2e/cmd/demo up $(DEMO_DIR)
 
-demo-down: ## stop what `make demo` started
+demo-down: ## stop everything `make demo` started, the node too, and put the host back
 	@$(GO) run ./e2e/cmd/demo down $(DEMO_DIR)
 
 run: build ## run the webhook locally with dev certificates and config.yaml

@@ -15,27 +15,24 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/pod-hardener/pod-hardener/e2e/cluster"
-	"github.com/pod-hardener/pod-hardener/internal/ociimage"
 )
 
 // nodePlainNS has neither Pod Security enforcement nor the webhook (the
 // suite's registration leaves it out): does an image run at all?
 const nodePlainNS = "node-plain"
 
-// nodeOptions asks for a real node unless POD_HARDENER_NODE=0, building
-// the pause program its sandbox image is made of.
+// nodeOptions asks for a real node unless POD_HARDENER_NODE=0.
 func nodeOptions(dir string) (*cluster.NodeOptions, string) {
 	if os.Getenv("POD_HARDENER_NODE") == "0" {
 		return nil, "POD_HARDENER_NODE=0 leaves the real node out"
 	}
-	pause := filepath.Join(dir, "pause")
-	if err := cluster.BuildStatic(repoRoot(), "./e2e/cmd/pause", pause); err != nil {
+	o, err := cluster.PrepareNode(repoRoot(), dir)
+	if err != nil {
 		return nil, err.Error()
 	}
-	return &cluster.NodeOptions{Pause: pause}, ""
+	return o, ""
 }
 
 // requireNode skips where the machine cannot run containers, saying why,
@@ -61,51 +58,39 @@ func requireNode(t *testing.T) *cluster.Node {
 // archetype is a workload shape the node runs twice: as the image asks,
 // and hardened in a restricted namespace.
 type archetype struct {
-	name  string
-	like  string // the popular image it behaves like
-	image cluster.Image
-	port  int32 // 0: no HTTP, Ready once running
+	cluster.Archetype
 	// Today's outcomes, without and with pod-hardener: "Ready", or a part
 	// of the kubelet's reason.
 	plain, hardened string
 }
 
 const (
-	runsAsRoot  = "container has runAsNonRoot and image will run as root"
-	bindEACCES  = "bind: permission denied"
-	outcomeOK   = "Ready"
-	archetypeCM = "ARCHETYPE_"
+	runsAsRoot = "container has runAsNonRoot and image will run as root"
+	bindEACCES = "bind: permission denied"
+	outcomeOK  = cluster.Ready
 )
 
+// todayOutcomes are the outcomes asserted per archetype, plain and hardened.
+var todayOutcomes = map[string][2]string{
+	"web-root":        {outcomeOK, runsAsRoot},
+	"app-root":        {outcomeOK, runsAsRoot},
+	"named-user":      {outcomeOK, "container has runAsNonRoot and image has non-numeric user (node), cannot verify user is non-root"},
+	"numeric-nonroot": {outcomeOK, outcomeOK},
+	"volume-root":     {outcomeOK, runsAsRoot},
+	"nonroot-port-80": {bindEACCES, bindEACCES},
+	"sleeper-root":    {outcomeOK, runsAsRoot},
+}
+
 func archetypes(binary string) []archetype {
-	img := func(repo string, env ...string) cluster.Image {
-		return cluster.Image{Repo: "archetype/" + repo, Spec: ociimage.Spec{Binary: binary, Env: env}}
+	var out []archetype
+	for _, a := range cluster.Archetypes(binary) {
+		want, ok := todayOutcomes[a.Name]
+		if !ok {
+			panic("no expected outcome for archetype " + a.Name)
+		}
+		out = append(out, archetype{a, want[0], want[1]})
 	}
-	web := img("web-root", archetypeCM+"LISTEN=:80", archetypeCM+"WRITE=/var/cache/app,/var/run")
-	web.Ports, web.Dirs = []string{"80/tcp"}, []string{"/var/cache/app", "/var/run"}
-	app := img("app-root", archetypeCM+"LISTEN=:8080", archetypeCM+"WRITE=/tmp")
-	app.Ports, app.Dirs = []string{"8080/tcp"}, []string{"/tmp"}
-	node := img("named-user", archetypeCM+"LISTEN=:3000", archetypeCM+"UID=1000", "HOME=/home/node")
-	node.User, node.Ports, node.WorkingDir = "node", []string{"3000/tcp"}, "/home/node"
-	node.Dirs, node.DirOwner = []string{"/home/node"}, map[string]int{"/home/node": 1000}
-	node.Passwd = "root:x:0:0:root:/root:/sbin/nologin\nnode:x:1000:1000:node:/home/node:/sbin/nologin\n"
-	node.Group = "root:x:0:\nnode:x:1000:\n"
-	nonroot := img("numeric-nonroot", archetypeCM+"LISTEN=:8080", archetypeCM+"UID=65532")
-	nonroot.User, nonroot.Ports = "65532", []string{"8080/tcp"}
-	redis := img("volume-root", archetypeCM+"LISTEN=:6379", archetypeCM+"WRITE=/data")
-	redis.Ports, redis.Volumes, redis.WorkingDir, redis.Dirs = []string{"6379/tcp"}, []string{"/data"}, "/data", []string{"/data"}
-	low := img("nonroot-port-80", archetypeCM+"LISTEN=:80", archetypeCM+"UID=101")
-	low.User, low.Ports = "101", []string{"80/tcp"}
-	sleeper := img("sleeper-root")
-	return []archetype{
-		{"web-root", "nginx", web, 80, outcomeOK, runsAsRoot},
-		{"app-root", "a typical app image", app, 8080, outcomeOK, runsAsRoot},
-		{"named-user", "node (USER node)", node, 3000, outcomeOK, "container has runAsNonRoot and image has non-numeric user (node), cannot verify user is non-root"},
-		{"numeric-nonroot", "distroless nonroot", nonroot, 8080, outcomeOK, outcomeOK},
-		{"volume-root", "redis", redis, 6379, outcomeOK, runsAsRoot},
-		{"nonroot-port-80", "nginx-unprivileged on port 80", low, 80, bindEACCES, bindEACCES},
-		{"sleeper-root", "busybox sleep", sleeper, 0, outcomeOK, runsAsRoot},
-	}
+	return out
 }
 
 // nodeHardenedNS enforces Pod Security restricted, with the webhook.
@@ -134,11 +119,11 @@ func TestRealNodeArchetypes(t *testing.T) {
 	arch := archetypes(bin)
 	refs := map[string]string{}
 	for _, a := range arch {
-		ref, err := n.Registry.Push(ctx, a.image)
+		ref, err := n.Registry.Push(ctx, a.Image)
 		if err != nil {
 			t.Fatal(err)
 		}
-		refs[a.name] = ref
+		refs[a.Name] = ref
 	}
 	if err := ensureNamespace(ctx, nodePlainNS, nil); err != nil {
 		t.Fatal(err)
@@ -150,10 +135,10 @@ func TestRealNodeArchetypes(t *testing.T) {
 	created := map[string]time.Time{}
 	for _, ns := range namespaces {
 		for _, a := range arch {
-			if _, err := admin.AppsV1().Deployments(ns).Create(ctx, nodeDeployment(a, refs[a.name], n.Name), metav1.CreateOptions{}); err != nil {
-				t.Fatalf("creating %s in %s: %v", a.name, ns, err)
+			if _, err := admin.AppsV1().Deployments(ns).Create(ctx, nodeDeployment(a, refs[a.Name], n.Name), metav1.CreateOptions{}); err != nil {
+				t.Fatalf("creating %s in %s: %v", a.Name, ns, err)
 			}
-			created[ns+"/"+a.name] = time.Now()
+			created[ns+"/"+a.Name] = time.Now()
 		}
 	}
 	got, pending := waitOutcomes(ctx, created, 4*time.Minute)
@@ -162,25 +147,25 @@ func TestRealNodeArchetypes(t *testing.T) {
 	}
 
 	for _, a := range arch {
-		plain, hardened := got[nodePlainNS+"/"+a.name], got[nodeHardenedNS+"/"+a.name]
-		t.Logf("%-16s plain: %-60s hardened: %s", a.name, describe(plain), describe(hardened))
+		plain, hardened := got[nodePlainNS+"/"+a.Name], got[nodeHardenedNS+"/"+a.Name]
+		t.Logf("%-16s plain: %-60s hardened: %s", a.Name, describe(plain), describe(hardened))
 		if !matches(plain.result, a.plain) {
-			t.Errorf("%s without pod-hardener: got %q, today's outcome is %q", a.name, plain.result, a.plain)
+			t.Errorf("%s without pod-hardener: got %q, today's outcome is %q", a.Name, plain.result, a.plain)
 		}
 		if !matches(hardened.result, a.hardened) {
-			t.Errorf("%s hardened: got %q, today's outcome is %q", a.name, hardened.result, a.hardened)
+			t.Errorf("%s hardened: got %q, today's outcome is %q", a.Name, hardened.result, a.hardened)
 		}
 		if plain.pod.Annotations["pod-hardener.io/hardened"] != "" {
-			t.Errorf("%s in %s was hardened: the namespace is meant to be left out of the webhook", a.name, nodePlainNS)
+			t.Errorf("%s in %s was hardened: the namespace is meant to be left out of the webhook", a.Name, nodePlainNS)
 		}
 		if hardened.pod.Annotations["pod-hardener.io/hardened"] == "" {
-			t.Errorf("%s in %s carries no pod-hardener.io/hardened annotation", a.name, nodeHardenedNS)
+			t.Errorf("%s in %s carries no pod-hardener.io/hardened annotation", a.Name, nodeHardenedNS)
 		}
 		// A Ready server answers from the host, across the veth pair and
 		// the node's CNI bridge.
-		if plain.result == outcomeOK && a.port != 0 {
-			if err := httpOK(ctx, fmt.Sprintf("http://%s:%d/healthz", plain.podIP, a.port)); err != nil {
-				t.Errorf("%s: %v", a.name, err)
+		if plain.result == outcomeOK && a.Port != 0 {
+			if err := httpOK(ctx, fmt.Sprintf("http://%s:%d/healthz", plain.podIP, a.Port)); err != nil {
+				t.Errorf("%s: %v", a.Name, err)
 			}
 		}
 	}
@@ -206,25 +191,17 @@ func describe(o outcome) string {
 }
 
 func nodeDeployment(a archetype, image, node string) *appsv1.Deployment {
-	labels := map[string]string{"app": a.name}
-	c := corev1.Container{Name: a.name, Image: image, ImagePullPolicy: corev1.PullIfNotPresent}
-	if a.port != 0 {
-		c.Ports = []corev1.ContainerPort{{ContainerPort: a.port}}
-		c.ReadinessProbe = &corev1.Probe{
-			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(a.port)}},
-			PeriodSeconds: 1,
-		}
-	}
+	labels := map[string]string{"app": a.Name}
 	one, grace := int32(1), int64(1)
 	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: a.name},
+		ObjectMeta: metav1.ObjectMeta{Name: a.Name},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &one,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
-					Containers:                    []corev1.Container{c},
+					Containers:                    []corev1.Container{a.Container(image)},
 					NodeSelector:                  map[string]string{corev1.LabelHostname: node},
 					Tolerations:                   []corev1.Toleration{{Key: cluster.NodeTaint, Operator: corev1.TolerationOpExists}},
 					TerminationGracePeriodSeconds: &grace,
@@ -274,41 +251,9 @@ func waitOutcomes(ctx context.Context, created map[string]time.Time, timeout tim
 
 func decide(ctx context.Context, p *corev1.Pod) (outcome, bool) {
 	o := outcome{podIP: p.Status.PodIP, pod: p}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			o.result = outcomeOK
-			return o, true
-		}
-	}
-	if len(p.Status.ContainerStatuses) == 0 {
-		o.result = "phase " + string(p.Status.Phase) + ", no container status"
-		return o, false
-	}
-	cs := p.Status.ContainerStatuses[0]
-	if w := cs.State.Waiting; w != nil && w.Reason == "CreateContainerConfigError" {
-		// The message ends with the pod's generated name: left out, so the
-		// recorded outcome is the same from run to run.
-		msg, _, _ := strings.Cut(w.Message, " (pod: ")
-		o.result = w.Reason + ": " + msg
-		return o, true
-	}
-	if term := cs.LastTerminationState.Terminated; term != nil {
-		o.result = fmt.Sprintf("exit %d: %s", term.ExitCode, lastLogLine(ctx, p))
-		return o, true
-	}
-	o.result = fmt.Sprintf("%+v", cs.State)
-	return o, false
-}
-
-// lastLogLine reads the crashed container's last line through the API
-// server, which asks the kubelet: what `kubectl logs --previous` shows.
-func lastLogLine(ctx context.Context, p *corev1.Pod) string {
-	tail := int64(1)
-	b, err := admin.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Previous: true, TailLines: &tail}).DoRaw(ctx)
-	if err != nil {
-		return "(logs: " + err.Error() + ")"
-	}
-	return strings.TrimSpace(string(b))
+	var ok bool
+	o.result, ok = cluster.PodOutcome(ctx, admin, p)
+	return o, ok
 }
 
 func httpOK(ctx context.Context, url string) error {
@@ -363,8 +308,8 @@ func writeArchetypeTable(path string, arch []archetype, got map[string]outcome) 
 	b.WriteString("| archetype | behaves like | image | no Pod Security, no webhook | restricted, with pod-hardener |\n")
 	b.WriteString("| --- | --- | --- | --- | --- |\n")
 	for _, a := range arch {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", a.name, a.like, imageSummary(a),
-			cell(got[nodePlainNS+"/"+a.name].result), cell(got[nodeHardenedNS+"/"+a.name].result))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", a.Name, a.Like, imageSummary(a),
+			cell(got[nodePlainNS+"/"+a.Name].result), cell(got[nodeHardenedNS+"/"+a.Name].result))
 	}
 	doc, err := os.ReadFile(path)
 	if err != nil {
@@ -381,19 +326,19 @@ func writeArchetypeTable(path string, arch []archetype, got map[string]outcome) 
 
 func imageSummary(a archetype) string {
 	parts := []string{"no USER (root)"}
-	if a.image.User != "" {
-		parts[0] = "USER " + a.image.User
+	if a.Image.User != "" {
+		parts[0] = "USER " + a.Image.User
 	}
-	if a.port != 0 {
-		parts = append(parts, fmt.Sprintf("listens :%d", a.port))
+	if a.Port != 0 {
+		parts = append(parts, fmt.Sprintf("listens :%d", a.Port))
 	}
-	for _, e := range a.image.Env {
-		if w, ok := strings.CutPrefix(e, archetypeCM+"WRITE="); ok {
+	for _, e := range a.Image.Env {
+		if w, ok := strings.CutPrefix(e, cluster.ArchetypeEnv+"WRITE="); ok {
 			parts = append(parts, "writes "+w)
 		}
 	}
-	if len(a.image.Volumes) > 0 {
-		parts = append(parts, "VOLUME "+strings.Join(a.image.Volumes, ","))
+	if len(a.Image.Volumes) > 0 {
+		parts = append(parts, "VOLUME "+strings.Join(a.Image.Volumes, ","))
 	}
 	return strings.Join(parts, ", ")
 }

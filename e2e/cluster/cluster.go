@@ -47,6 +47,10 @@ func DefaultBinDir() string {
 	return filepath.Join(home, ".cache", "pod-hardener", "k8s-"+Version)
 }
 
+// serviceCIDR is the Services' range; the API server gives the kubernetes
+// Service its first address.
+const serviceCIDR, kubernetesServiceIP = "10.0.0.0/24", "10.0.0.1"
+
 // Options configure a cluster.
 type Options struct {
 	BinDir string
@@ -60,9 +64,6 @@ type Options struct {
 	// control plane; where it cannot start, the cluster runs without it
 	// and NodeErr says why.
 	Node *NodeOptions
-	// Detach leaves the processes running when this process exits (the
-	// demo); otherwise the kernel kills them with it.
-	Detach bool
 }
 
 // Cluster is a running control plane.
@@ -134,7 +135,9 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			c.NodeErr = perr
 		} else {
 			c.node = n
-			apiHosts = append(apiHosts, n.HostIP)
+			// Pods reach the API server at the kubernetes Service's address
+			// (KUBERNETES_SERVICE_HOST), which the node forwards to it.
+			apiHosts = append(apiHosts, n.HostIP, kubernetesServiceIP)
 		}
 	}
 	if err := c.ca.issue(filepath.Join(pki, "apiserver"), "kube-apiserver", nil, apiHosts); err != nil {
@@ -177,7 +180,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file=" + filepath.Join(pki, "sa.key"),
 		"--service-account-signing-key-file=" + filepath.Join(pki, "sa.key"),
-		"--service-cluster-ip-range=10.0.0.0/24",
+		"--service-cluster-ip-range=" + serviceCIDR,
 		"--endpoint-reconciler-type=none",
 		"--authorization-mode=" + authz,
 		"--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook,PodSecurity",
@@ -194,7 +197,10 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		c.apiArgs = append(c.apiArgs,
 			"--kubelet-client-certificate="+filepath.Join(pki, "apiserver-kubelet-client.crt"),
 			"--kubelet-client-key="+filepath.Join(pki, "apiserver-kubelet-client.key"),
-			"--kubelet-preferred-address-types=InternalIP")
+			"--kubelet-preferred-address-types=InternalIP",
+			// No kube-proxy: the API server calls a webhook Service (deploy/)
+			// at one of its endpoints' pod IPs instead of the ClusterIP.
+			"--enable-aggregator-routing=true")
 	}
 	if c.apiserver, err = c.run("kube-apiserver", c.apiArgs...); err != nil {
 		return nil, err
@@ -311,10 +317,9 @@ func (c *Cluster) Run(name, path string, args ...string) (*Process, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group, so a stop reaches its children too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if !c.opts.Detach {
-		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	}
+	// The kernel kills it with this process (the demo keeps a process
+	// running for as long as its cluster runs).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)

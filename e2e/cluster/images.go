@@ -76,5 +76,5 @@ func (r *Registry) Push(ctx context.Context, im Image) (string, error) {
 // BuildStatic builds a Go package of the repository at root as a static
 // binary (no cgo), which runs on an empty image base.
 func BuildStatic(root, pkg, out string) error {
-	return goBuild(root, pkg, out, "CGO_ENABLED=0")
+	return goBuild(root, pkg, out, []string{"CGO_ENABLED=0"})
 }

@@ -37,6 +37,19 @@ type NodeOptions struct {
 	// Pause is a static binary that holds a pod's namespaces; it becomes
 	// the sandbox image.
 	Pause string
+	// Untainted registers the node without NodeTaint, so any pod may land
+	// on it (the demo, where it is the only node).
+	Untainted bool
+}
+
+// PrepareNode builds what a node needs from the repository at root (the
+// pause program, into dir) and returns the options asking for one.
+func PrepareNode(root, dir string) (*NodeOptions, error) {
+	pause := filepath.Join(dir, "pause")
+	if err := BuildStatic(root, "./e2e/cmd/pause", pause); err != nil {
+		return nil, err
+	}
+	return &NodeOptions{Pause: pause}, nil
 }
 
 // Node is a kubelet and a containerd running in their own network
@@ -181,6 +194,14 @@ func (c *Cluster) startNode(ctx context.Context, pki string) error {
 	}
 	if err := n.startAPIProxy(c.URL); err != nil {
 		return err
+	}
+	// No kube-proxy runs: one DNAT rule in the node's namespace takes pods'
+	// connections to the kubernetes Service (in-cluster clients, such as
+	// deploy/'s webhook) to the API proxy.
+	if b, err := exec.Command("ip", "netns", "exec", n.NetNS, "iptables", "-t", "nat", "-A", "PREROUTING",
+		"-d", kubernetesServiceIP+"/32", "-p", "tcp", "--dport", "443",
+		"-j", "DNAT", "--to-destination", n.proxy.Addr().String()).CombinedOutput(); err != nil {
+		return fmt.Errorf("node: routing the kubernetes Service to the API server: %v: %s", err, strings.TrimSpace(string(b)))
 	}
 	var err error
 	if n.Registry, err = StartRegistry(n.HostIP + ":0"); err != nil {
@@ -359,6 +380,10 @@ func (n *Node) startKubelet(ctx context.Context, pki string) error {
 	if err != nil {
 		return err
 	}
+	taints := fmt.Sprintf("registerWithTaints:\n- {key: %s, value: \"true\", effect: NoSchedule}", NodeTaint)
+	if c.opts.Node.Untainted {
+		taints = ""
+	}
 	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
@@ -380,15 +405,14 @@ authorization: {mode: AlwaysAllow}
 failSwapOn: false
 resolvConf: ""
 podLogsDir: %s
-registerWithTaints:
-- {key: %s, value: "true", effect: NoSchedule}
+%s
 evictionHard: {memory.available: "50Mi", nodefs.available: "1%%", imagefs.available: "1%%", nodefs.inodesFree: "1%%", imagefs.inodesFree: "1%%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 maxPods: 40
 `, n.cgroupRoot, n.socket(), n.NodeIP, base+".crt", base+".key", filepath.Join(pki, "ca.crt"),
-		filepath.Join(n.dir, "pod-logs"), NodeTaint)
+		filepath.Join(n.dir, "pod-logs"), taints)
 	path := filepath.Join(kdir, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return err
@@ -607,6 +631,16 @@ func (n *Node) removeCgroupRoot() {
 			_ = os.Remove(dirs[i])
 		}
 	}
+}
+
+// HostSysctls are the host settings the kubelet changes, as they were
+// before it started: teardown puts them back.
+func (n *Node) HostSysctls() map[string]string { return n.sysctls }
+
+// ReadSysctl reads a host sysctl (dotted name) as it is now.
+func ReadSysctl(k string) string {
+	b, _ := os.ReadFile(sysctlPath(k))
+	return strings.TrimSpace(string(b))
 }
 
 func sysctlPath(k string) string { return "/proc/sys/" + strings.ReplaceAll(k, ".", "/") }

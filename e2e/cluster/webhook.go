@@ -19,13 +19,19 @@ import (
 
 // BuildPodHardener builds the webhook binary from the repository at root.
 func BuildPodHardener(root, out string) error {
-	return goBuild(root, "./cmd/pod-hardener", out)
+	return goBuild(root, "./cmd/pod-hardener", out, nil)
+}
+
+// BuildPodHardenerStatic builds the binary `make image` puts in the image:
+// static, with the Makefile's flags.
+func BuildPodHardenerStatic(root, out string) error {
+	return goBuild(root, "./cmd/pod-hardener", out, []string{"CGO_ENABLED=0"}, "-trimpath", "-ldflags", "-s -w")
 }
 
 // goBuild runs go build for a package of the repository at root, with
-// extra environment variables.
-func goBuild(root, pkg, out string, env ...string) error {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+// extra environment variables and build flags.
+func goBuild(root, pkg, out string, env []string, flags ...string) error {
+	cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", out, pkg)...)
 	cmd.Dir = root
 	if len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)

@@ -48,6 +48,18 @@ type Spec struct {
 	OCI bool
 }
 
+// PodHardener is pod-hardener's own image (what `make image` pushes and
+// the e2e suite installs on its node): what the Dockerfile's distroless
+// static nonroot stage gives, without its files. binary is a static build.
+func PodHardener(binary string) Spec {
+	return Spec{
+		Binary: binary, Path: "/pod-hardener", User: "65532:65532",
+		Ports: []string{"8443/tcp", "9090/tcp"}, OCI: true,
+		Passwd: "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
+		Group:  "root:x:0:\nnonroot:x:65532:\n",
+	}
+}
+
 // Build makes the image: one layer on an empty base, the config set.
 func Build(im Spec) (v1.Image, error) {
 	bin, err := os.ReadFile(im.Binary)

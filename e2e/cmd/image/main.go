@@ -18,17 +18,6 @@ import (
 	"github.com/pod-hardener/pod-hardener/internal/ociimage"
 )
 
-// Spec is pod-hardener's image: what the Dockerfile's distroless static
-// nonroot stage gives, without its files.
-func Spec(binary string) ociimage.Spec {
-	return ociimage.Spec{
-		Binary: binary, Path: "/pod-hardener", User: "65532:65532",
-		Ports: []string{"8443/tcp", "9090/tcp"}, OCI: true,
-		Passwd: "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
-		Group:  "root:x:0:\nnonroot:x:65532:\n",
-	}
-}
-
 func main() {
 	binary := flag.String("binary", "", "static pod-hardener binary (CGO_ENABLED=0)")
 	out := flag.String("out", "", "OCI image layout tarball to write")
@@ -46,7 +35,7 @@ func run(binary, out, ref, push string, insecure bool) error {
 	if binary == "" || (out == "" && push == "") {
 		return fmt.Errorf("--binary and one of --out or --push are required")
 	}
-	img, err := ociimage.Build(Spec(binary))
+	img, err := ociimage.Build(ociimage.PodHardener(binary))
 	if err != nil {
 		return err
 	}

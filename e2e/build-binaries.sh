@@ -4,11 +4,11 @@
 # kube-controller-manager, kube-scheduler and the kubelet v1.37.2 (the real
 # node's), kwok v0.8.0, and kubectl v1.37.2 (the e2e suite renders deploy/
 # with its kustomize). Binaries are cached by version; a cached binary is
-# not rebuilt. A cold build takes about 30 minutes on 2 cores
-# (kube-apiserver alone about 11, the kubelet about 8, kubectl about 6).
+# not rebuilt. A cold build takes about 35 minutes on 2 cores beside other
+# builds (kube-apiserver alone about 11, the kubelet about 8, kubectl about 6).
 #
-# Usage: e2e/build-binaries.sh [NAME...]  (default: all; `etcd
-#        kube-apiserver` is enough for `make demo`). Binaries go to
+# Usage: e2e/build-binaries.sh [NAME...]  (default: all, what `make test`
+#        and `make demo` need). Binaries go to
 #        $POD_HARDENER_BIN_DIR, default ~/.cache/pod-hardener/k8s-v1.37.2.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -85,7 +85,9 @@ type volumeView struct {
 }
 
 type containerView struct {
-	Name            string            `json:"name"`
+	Name string `json:"name"`
+	// Image keys the container's entry in Input.Images.
+	Image           string            `json:"image"`
 	SecurityContext *scView           `json:"securityContext"`
 	VolumeMounts    []volumeMountView `json:"volumeMounts"`
 	containerHostsView
@@ -107,6 +109,7 @@ type scView struct {
 	ReadOnlyRootFilesystem   *bool               `json:"readOnlyRootFilesystem"`
 	RunAsNonRoot             *bool               `json:"runAsNonRoot"`
 	RunAsUser                *int64              `json:"runAsUser"`
+	RunAsGroup               *int64              `json:"runAsGroup"`
 	Capabilities             *capabilitiesView   `json:"capabilities"`
 	SeccompProfile           *seccompView        `json:"seccompProfile"`
 	WindowsOptions           *windowsOptionsView `json:"windowsOptions"`

@@ -119,8 +119,16 @@ func benchFloor(raw []byte) func(b *testing.B) {
 }
 
 func benchHarden(raw []byte) func(b *testing.B) {
+	return benchHardenWith(raw, nil)
+}
+
+// benchHardenWith hardens with the given image facts (nil: none).
+func benchHardenWith(raw []byte, images func(raw []byte) ImageSet) func(b *testing.B) {
 	return func(b *testing.B) {
 		in := Input{Profile: profile(b, "restricted")}
+		if images != nil {
+			in.Images = images(raw)
+		}
 		// The work measured must be real work: the patch applies and
 		// hardens every container.
 		r := harden(b, string(raw), in)
@@ -229,4 +237,89 @@ func TestBenchWorstCase(t *testing.T) {
 	if allocRatio > limit*sizeRatio {
 		t.Errorf("worst case makes %.1fx the small pod's allocations for %.1fx its patch (limit %.0fx per byte)", allocRatio, sizeRatio, limit)
 	}
+}
+
+// Image facts for every container of a benchmark pod, as a warm cache
+// hands them over. benchFactsPlain: a numeric non-root USER and a high
+// port, the common case, where the facts change nothing.
+// benchFactsDecide: root, a low port and a VOLUME, so that every
+// decision is made.
+func benchFactsPlain(raw []byte) ImageSet {
+	return benchFacts(raw, func(ref string) *ImageFacts {
+		return &ImageFacts{Ref: ref, User: "1000", UID: i64(1000), GID: i64(1000), ExposedPorts: []int32{8080}}
+	})
+}
+
+func benchFactsDecide(raw []byte) ImageSet {
+	return benchFacts(raw, func(ref string) *ImageFacts {
+		return &ImageFacts{Ref: ref, User: "", ExposedPorts: []int32{80}, Volumes: []string{"/var/lib/app"}}
+	})
+}
+
+func benchFacts(raw []byte, mk func(ref string) *ImageFacts) ImageSet {
+	var pod struct {
+		Spec struct {
+			Containers, InitContainers []struct {
+				Image string `json:"image"`
+			}
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(raw, &pod); err != nil {
+		panic(err)
+	}
+	set := ImageSet{}
+	for _, c := range append(pod.Spec.Containers, pod.Spec.InitContainers...) {
+		set[c.Image] = mk(c.Image)
+	}
+	return set
+}
+
+func BenchmarkHardenImageFacts(b *testing.B) {
+	for _, p := range benchPods {
+		b.Run(p.name+"/none", benchHarden(p.raw))
+		b.Run(p.name+"/plain", benchHardenWith(p.raw, benchFactsPlain))
+		b.Run(p.name+"/decide", benchHardenWith(p.raw, benchFactsDecide))
+	}
+}
+
+// TestBenchImageFactsRatio: with facts that change nothing (a warm cache,
+// the common image), a review costs at most 1.2x one without facts, in
+// time and allocations; with facts that make every decision the ratio is
+// reported. BENCH_RATIO=1 runs it.
+func TestBenchImageFactsRatio(t *testing.T) {
+	if os.Getenv("BENCH_RATIO") != "1" {
+		t.Skip("set BENCH_RATIO=1 to compare hardening with and without image facts")
+	}
+	const limit = 1.2
+	for _, p := range benchPods {
+		// Interleaved, best of three: the machine is shared, and a
+		// neighbour's burst would otherwise land on one side only.
+		var none, plain, decide testing.BenchmarkResult
+		for range 3 {
+			none = benchBest(none, testing.Benchmark(benchHarden(p.raw)))
+			plain = benchBest(plain, testing.Benchmark(benchHardenWith(p.raw, benchFactsPlain)))
+			decide = benchBest(decide, testing.Benchmark(benchHardenWith(p.raw, benchFactsDecide)))
+		}
+		if none.N == 0 || plain.N == 0 || decide.N == 0 {
+			t.Fatalf("%s: a benchmark did not run", p.name)
+		}
+		ratio := func(r testing.BenchmarkResult) (float64, float64) {
+			return float64(r.NsPerOp()) / float64(none.NsPerOp()), float64(r.AllocsPerOp()) / float64(none.AllocsPerOp())
+		}
+		pt, pa := ratio(plain)
+		dt, da := ratio(decide)
+		t.Logf("%-13s none %8d ns/op %5d allocs/op | plain facts ratio time %.2f allocs %.2f | deciding facts ratio time %.2f allocs %.2f",
+			p.name, none.NsPerOp(), none.AllocsPerOp(), pt, pa, dt, da)
+		if pt > limit || pa > limit {
+			t.Errorf("%s: with facts that change nothing, %.2fx the time and %.2fx the allocations of a review without (limit %.1fx)", p.name, pt, pa, limit)
+		}
+	}
+}
+
+// benchBest keeps the faster of two runs of one benchmark.
+func benchBest(a, b testing.BenchmarkResult) testing.BenchmarkResult {
+	if a.N == 0 || b.N > 0 && b.NsPerOp() < a.NsPerOp() {
+		return b
+	}
+	return a
 }

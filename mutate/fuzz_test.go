@@ -51,12 +51,11 @@ func FuzzHarden(f *testing.F) {
 	}
 	// An UPDATE of pods/ephemeralcontainers adding containers of these names.
 	ephemeral := map[string]bool{"debug": true, "e0": true, "a": true, "": true}
-	// Image facts for the images the seeds name, and for a container that
-	// names none: root with low ports and VOLUMEs (assign), a named user.
+	// Image facts for the images the seeds name: root with odd ports and
+	// VOLUMEs (assign), a named user.
 	images := ImageSet{
-		"":        {User: "", ExposedPorts: []int32{80, 0, -1, 65535}, Volumes: []string{"/data", "/", "rel", "/tmp/../x", "/a:b"}},
+		propImage: {Ref: propImage, User: "", ExposedPorts: []int32{80, 0, -1, 65535}, Volumes: []string{"/data", "/", "rel", "/tmp/../x", "/a:b", "/tmp", "/var/run"}},
 		"nginx":   {Ref: "nginx", User: "node", UID: i64(1000), GID: i64(1000), ExposedPorts: []int32{443}, Volumes: []string{"/var/cache/nginx/"}},
-		propImage: {Ref: propImage, User: "0:0", Volumes: []string{"/tmp", "/var/run"}},
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, p := range modes {

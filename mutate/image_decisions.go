@@ -102,10 +102,10 @@ func userOf(f *ImageFacts) imageUser {
 // facts returns the facts of the container's image, nil when there are
 // none to act on.
 func (h *hctx) facts(t *target) *ImageFacts {
-	if h.in.Images == nil || h.windows {
+	if h.in.Images == nil || h.windows || t.c.Image == "" {
 		return nil
 	}
-	return h.in.Images[t.c.Image]
+	return h.in.Images[string(t.c.Image)]
 }
 
 // imageDecision records a decision: its audit entry and its warning.

@@ -475,3 +475,21 @@ func TestMayHoldLowPort(t *testing.T) {
 		}
 	}
 }
+
+// TestImageNotAString: an image that is not a JSON string (an offline
+// manifest's mistake) reads as none: hardened, no facts looked for, no
+// decoding error.
+func TestImageNotAString(t *testing.T) {
+	in := withImages(Input{Profile: profile(t, "restricted")}, facts("", ""))
+	for _, img := range []string{`5`, `null`, `{"name":"x"}`, `["a"]`, `true`} {
+		raw := `{"metadata":{"name":"p"},"spec":{"containers":[{"name":"app","image":` + img + `}]}}`
+		r := harden(t, raw, in)
+		if len(r.ImageDecisions) != 0 {
+			t.Errorf("image %s: decisions %q from the facts of \"\"", img, r.ImageDecisions)
+		}
+		out := apply(t, raw, r.Operations)
+		if get(t, out, "spec.containers.0.securityContext.readOnlyRootFilesystem") != true {
+			t.Errorf("image %s: not hardened: %s", img, out)
+		}
+	}
+}

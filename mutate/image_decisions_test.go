@@ -1,6 +1,7 @@
 package mutate
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -491,5 +492,22 @@ func TestImageNotAString(t *testing.T) {
 		if get(t, out, "spec.containers.0.securityContext.readOnlyRootFilesystem") != true {
 			t.Errorf("image %s: not hardened: %s", img, out)
 		}
+	}
+}
+
+// TestOddPortsListNotRefused: a ports list read only for its containerPorts
+// does not get a pod refused when it is malformed; one with a hostPort is
+// still read strictly, as before.
+func TestOddPortsListNotRefused(t *testing.T) {
+	in := Input{Profile: profile(t, "restricted")}
+	for _, ports := range []string{`[{"containerPort":80},5]`, `[{"containerPort":80,"name":7}]`, `{"containerPort":80}`} {
+		raw := `{"spec":{"containers":[{"name":"app","ports":` + ports + `}]}}`
+		if _, err := Harden(context.Background(), []byte(raw), in); err != nil {
+			t.Errorf("ports %s: %v", ports, err)
+		}
+	}
+	raw := `{"spec":{"containers":[{"name":"app","ports":[{"containerPort":80,"hostPort":"x"}]}]}}`
+	if _, err := Harden(context.Background(), []byte(raw), in); err == nil {
+		t.Errorf("a hostPort that is not a number was read")
 	}
 }

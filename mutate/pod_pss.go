@@ -61,11 +61,18 @@ func DecodeStrict(b []byte, v any) error {
 type portsView []portView
 
 func (p *portsView) UnmarshalJSON(b []byte) error {
-	if !mayHold(b, `"hostPort"`) && !mayHoldLowPort(b) {
+	hostPorts := mayHold(b, `"hostPort"`)
+	if !hostPorts && !mayHoldLowPort(b) {
 		return nil
 	}
 	var ps []portView
 	if err := DecodeStrict(b, &ps); err != nil {
+		if !hostPorts {
+			// Read only for its containerPorts, which image-aware
+			// hardening can do without: a list the API server would refuse
+			// is no reason for the engine to.
+			return nil
+		}
 		return err
 	}
 	*p = ps

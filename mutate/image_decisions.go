@@ -137,6 +137,10 @@ func (h *hctx) willNotStart(t *target) string {
 // maxImagePathNotes caps the VOLUMEs one container's warning names.
 const maxImagePathNotes = 3
 
+// maxImageVolumes caps the VOLUMEs read per container: an image config
+// may list any number, and at most MaxWritablePaths are mounted.
+const maxImageVolumes = 4 * MaxWritablePaths
+
 // collectImagePaths makes each image VOLUME a writable path of the
 // containers running that image, within MaxWritablePaths paths for the
 // pod. An UPDATE of pods/ephemeralcontainers cannot add volumes, so it
@@ -153,7 +157,12 @@ func (h *hctx) collectImagePaths() {
 		}
 		var bad []string
 		nbad, over := 0, 0
-		for _, v := range f.Volumes {
+		for n, v := range f.Volumes {
+			if n == maxImageVolumes {
+				// Past the pod's budget anyway: not worth reading.
+				over += len(f.Volumes) - n
+				break
+			}
 			p := v
 			if strings.HasPrefix(p, "/") {
 				p = path.Clean(p) // the runtime mounts "/data/" at /data

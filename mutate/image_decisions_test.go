@@ -511,3 +511,25 @@ func TestOddPortsListNotRefused(t *testing.T) {
 		t.Errorf("a hostPort that is not a number was read")
 	}
 }
+
+// TestManyImageVolumesBounded: an image listing thousands of VOLUMEs gets
+// MaxWritablePaths of them mounted, one warning for the rest, and no
+// rejection.
+func TestManyImageVolumesBounded(t *testing.T) {
+	vols := make([]string, 10000)
+	for i := range vols {
+		vols[i] = "/v/" + itoa(i)
+	}
+	in := withImages(Input{Profile: profile(t, "restricted")}, facts(imgDB, "999", volumes(vols...)))
+	pod := onePod(imgDB, "", "")
+	r := harden(t, pod, in)
+	if r.Denied {
+		t.Fatalf("denied: %s", r.Message)
+	}
+	out := apply(t, pod, r.Operations)
+	if n := len(rorfsMounts(t, out, "spec.containers.0")); n != MaxWritablePaths {
+		t.Errorf("%d mounts, want %d (/tmp and %d VOLUMEs)", n, MaxWritablePaths, MaxWritablePaths-1)
+	}
+	ctlWarnings(t, r, []string{`containers[app]: 9937 VOLUME(s) of image "` + imgDB + `" not mounted: the pod has 64 writable paths, the most it may have`}, nil)
+	mustBeIdempotent(t, out, in)
+}

@@ -47,21 +47,16 @@ const AnnotationImageDecisions = "pod-hardener.io/image-decisions"
 // non-root processes bind ports from its value up.
 const SysctlUnprivilegedPortStart = "net.ipv4.ip_unprivileged_port_start"
 
-// Defaults of rootImages: assign when the profile names no IDs: the
-// conventional "nonroot" user and group of distroless images.
-const (
-	DefaultRootImageUID int64 = defaultNonRootUID
-	DefaultRootImageGID int64 = defaultNonRootUID
-)
-
-// RootImageIDs are the runAsUser, runAsGroup and fsGroup that rootImages:
-// assign gives: the profile's, else the user 65532, the group defaulting
-// to the user and the fsGroup to the group.
-func RootImageIDs(p *profiles.Profile) (uid, gid, fsGroup int64) {
-	uid, gid = DefaultRootImageUID, DefaultRootImageGID
+// rootImageIDs are the runAsUser, runAsGroup and fsGroup that rootImages:
+// assign gives: the profile's, else the "nonroot" user of distroless
+// images (65532), the group defaulting to the user and the fsGroup to the
+// group.
+func rootImageIDs(p *profiles.Profile) (uid, gid, fsGroup int64) {
+	uid = defaultNonRootUID
 	if p.RunAsUser != nil {
-		uid, gid = *p.RunAsUser, *p.RunAsUser
+		uid = *p.RunAsUser
 	}
+	gid = uid
 	if p.RunAsGroup != nil {
 		gid = *p.RunAsGroup
 	}
@@ -304,7 +299,7 @@ func (h *hctx) decideUser(t *target, f *ImageFacts) (runsNonRoot, assigned bool)
 			"set securityContext.runAsUser to a non-zero uid the image can run as, or use an image with a non-root USER", t.name(), t.c.Image, h.prof.Name))
 		return false, false
 	}
-	uid, gid, _ := RootImageIDs(h.prof)
+	uid, gid, _ := rootImageIDs(h.prof)
 	ids := h.setIDs(t, uid, &gid)
 	h.imageDecision("root-assign="+ids, t, "%s: image %q runs as root, which runAsNonRoot refuses: %s %s (profile %q, rootImages: assign)",
 		t.where(), t.c.Image, idsText(ids), h.done("set"), h.prof.Name)
@@ -348,7 +343,7 @@ func (h *hctx) assignFSGroup() {
 	if sc.FSGroup != nil {
 		return
 	}
-	_, _, fs := RootImageIDs(h.prof)
+	_, _, fs := rootImageIDs(h.prof)
 	h.podSC.set("fsGroup", fs)
 	sc.FSGroup = int64p(fs)
 	h.changed(profiles.RunAsNonRoot, nil, "securityContext.fsGroup for root images")

@@ -533,3 +533,23 @@ func TestManyImageVolumesBounded(t *testing.T) {
 	ctlWarnings(t, r, []string{`containers[app]: 9937 VOLUME(s) of image "` + imgDB + `" not mounted: the pod has 64 writable paths, the most it may have`}, nil)
 	mustBeIdempotent(t, out, in)
 }
+
+// TestRootImageIDs: the IDs of rootImages: assign, each defaulting to the
+// one before it.
+func TestRootImageIDs(t *testing.T) {
+	for _, c := range []struct {
+		u, g, fs     *int64
+		wu, wg, wfsg int64
+	}{
+		{nil, nil, nil, 65532, 65532, 65532},
+		{i64(10001), nil, nil, 10001, 10001, 10001},
+		{i64(10001), i64(20), nil, 10001, 20, 20},
+		{nil, nil, i64(7), 65532, 65532, 7},
+		{i64(1), i64(2), i64(3), 1, 2, 3},
+	} {
+		p := &profiles.Profile{RunAsUser: c.u, RunAsGroup: c.g, FSGroup: c.fs}
+		if u, g, fs := rootImageIDs(p); u != c.wu || g != c.wg || fs != c.wfsg {
+			t.Errorf("profile %v/%v/%v: %d/%d/%d, want %d/%d/%d", c.u, c.g, c.fs, u, g, fs, c.wu, c.wg, c.wfsg)
+		}
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"syscall"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -119,8 +121,16 @@ func benchFloor(raw []byte) func(b *testing.B) {
 }
 
 func benchHarden(raw []byte) func(b *testing.B) {
+	return benchHardenWith(raw, nil)
+}
+
+// benchHardenWith hardens with the given image facts (nil: none).
+func benchHardenWith(raw []byte, images func(raw []byte) ImageSet) func(b *testing.B) {
 	return func(b *testing.B) {
 		in := Input{Profile: profile(b, "restricted")}
+		if images != nil {
+			in.Images = images(raw)
+		}
 		// The work measured must be real work: the patch applies and
 		// hardens every container.
 		r := harden(b, string(raw), in)
@@ -229,4 +239,116 @@ func TestBenchWorstCase(t *testing.T) {
 	if allocRatio > limit*sizeRatio {
 		t.Errorf("worst case makes %.1fx the small pod's allocations for %.1fx its patch (limit %.0fx per byte)", allocRatio, sizeRatio, limit)
 	}
+}
+
+// Image facts for every container of a benchmark pod, as a warm cache
+// hands them over. benchFactsPlain: a numeric non-root USER and a high
+// port, the common case, where the facts change nothing.
+// benchFactsDecide: root, a low port and a VOLUME, so that every
+// decision is made.
+func benchFactsPlain(raw []byte) ImageSet {
+	return benchFacts(raw, func(ref string) *ImageFacts {
+		return &ImageFacts{Ref: ref, User: "1000", UID: i64(1000), GID: i64(1000), ExposedPorts: []int32{8080}}
+	})
+}
+
+func benchFactsDecide(raw []byte) ImageSet {
+	return benchFacts(raw, func(ref string) *ImageFacts {
+		return &ImageFacts{Ref: ref, User: "", ExposedPorts: []int32{80}, Volumes: []string{"/var/lib/app"}}
+	})
+}
+
+func benchFacts(raw []byte, mk func(ref string) *ImageFacts) ImageSet {
+	var pod struct {
+		Spec struct {
+			Containers, InitContainers []struct {
+				Image string `json:"image"`
+			}
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(raw, &pod); err != nil {
+		panic(err)
+	}
+	set := ImageSet{}
+	for _, c := range append(pod.Spec.Containers, pod.Spec.InitContainers...) {
+		set[c.Image] = mk(c.Image)
+	}
+	return set
+}
+
+func BenchmarkHardenImageFacts(b *testing.B) {
+	for _, p := range benchPods {
+		b.Run(p.name+"/none", benchHarden(p.raw))
+		b.Run(p.name+"/plain", benchHardenWith(p.raw, benchFactsPlain))
+		b.Run(p.name+"/decide", benchHardenWith(p.raw, benchFactsDecide))
+	}
+}
+
+// TestBenchImageFactsRatio: with facts that change nothing (a warm cache,
+// the common image), a review costs at most 1.2x one without facts, in
+// CPU time and allocations; with facts that make every decision the ratio
+// is reported. CPU time (getrusage), interleaved in rounds, since the
+// machine is shared and wall time swings with a neighbour's load.
+// BENCH_RATIO=1 runs it.
+func TestBenchImageFactsRatio(t *testing.T) {
+	if os.Getenv("BENCH_RATIO") != "1" {
+		t.Skip("set BENCH_RATIO=1 to compare hardening with and without image facts")
+	}
+	const limit = 1.2
+	for _, p := range benchPods {
+		in := Input{Profile: profile(t, "restricted")}
+		plainIn, decideIn := in, in
+		plainIn.Images, decideIn.Images = benchFactsPlain(p.raw), benchFactsDecide(p.raw)
+		ins := []Input{in, plainIn, decideIn}
+		// Enough operations per round for about 100 ms of work: CPU time
+		// is counted in ticks of a few ms.
+		start := time.Now()
+		benchCPU(t, p.raw, in, 20)
+		ops := max(1, int(100e6/(float64(time.Since(start).Nanoseconds())/20)))
+		var cpu [3]int64
+		for range 10 {
+			for i, x := range ins {
+				cpu[i] += benchCPU(t, p.raw, x, ops)
+			}
+		}
+		allocs := func(x Input) float64 { return allocs(t, string(p.raw), x) }
+		none, plainA, decideA := allocs(in), allocs(plainIn), allocs(decideIn)
+		pt, dt := float64(cpu[1])/float64(cpu[0]), float64(cpu[2])/float64(cpu[0])
+		t.Logf("%-13s none %8.0f ns/op CPU %5.0f allocs/op | plain facts ratio CPU %.2f allocs %.2f | deciding facts ratio CPU %.2f allocs %.2f",
+			p.name, float64(cpu[0])/float64(10*ops), none, pt, plainA/none, dt, decideA/none)
+		if pt > limit || plainA/none > limit {
+			t.Errorf("%s: with facts that change nothing, %.2fx the CPU and %.2fx the allocations of a review without (limit %.1fx)", p.name, pt, plainA/none, limit)
+		}
+	}
+}
+
+// benchCPU is the process CPU time, in ns, of n reviews and their patches.
+func benchCPU(t *testing.T, raw []byte, in Input, n int) int64 {
+	t.Helper()
+	var before, after syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &before); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		r, err := Harden(context.Background(), raw, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Patch(r.Operations); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &after); err != nil {
+		t.Fatal(err)
+	}
+	ns := func(r *syscall.Rusage) int64 { return r.Utime.Nano() + r.Stime.Nano() }
+	return ns(&after) - ns(&before)
+}
+
+// benchBest keeps the faster of two runs of one benchmark.
+func benchBest(a, b testing.BenchmarkResult) testing.BenchmarkResult {
+	if a.N == 0 || b.N > 0 && b.NsPerOp() < a.NsPerOp() {
+		return b
+	}
+	return a
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"path"
 	"strings"
 
 	"github.com/pod-hardener/pod-hardener/internal/jsonenc"
@@ -60,7 +61,7 @@ func readOnlyRootFilesystem(h *hctx, t *target) {
 	if w.container != nil {
 		own = w.container[t.name()]
 	}
-	if w.npod+len(own) == 0 {
+	if w.npod+len(own)+len(t.imagePaths) == 0 {
 		return
 	}
 	// One pass over the container's mounts marks the paths it mounts
@@ -71,6 +72,13 @@ func readOnlyRootFilesystem(h *hctx, t *target) {
 			w.mounted[i] = true
 		}
 	}
+	// An image's VOLUME below a mount of the pod's own is on that volume
+	// already: an emptyDir there would hide what the pod keeps in it.
+	for _, i := range t.imagePaths {
+		if !w.mounted[i] && mountedBelow(t.c.VolumeMounts, w.list[i].path) {
+			w.mounted[i] = true
+		}
+	}
 	mountsExist := t.c.VolumeMounts != nil
 	for i := 0; i < w.npod; i++ {
 		h.mountWritable(t, i, mountsExist)
@@ -78,22 +86,42 @@ func readOnlyRootFilesystem(h *hctx, t *target) {
 	for _, i := range own {
 		h.mountWritable(t, i, mountsExist)
 	}
+	for _, i := range t.imagePaths {
+		if h.mountWritable(t, i, mountsExist) {
+			h.imageVolumeMounted(t, w.list[i].path, w.list[i].volume)
+		}
+	}
 }
 
 // mountWritable mounts writable path i in the container unless it is a
-// mount point there already.
-func (h *hctx) mountWritable(t *target, i int, mountsExist bool) {
+// mount point there already, and reports whether it did.
+func (h *hctx) mountWritable(t *target, i int, mountsExist bool) bool {
 	if h.paths.mounted[i] {
-		return
+		return false
 	}
 	p := &h.paths.list[i]
 	if !h.ensureVolume(p) {
 		h.problems = append(h.problems, fmt.Sprintf("%s: writable path %s not mounted: volumes cannot be added to a running pod", t.where(), p.path))
-		return
+		return false
 	}
 	t.obj.append("volumeMounts", mountsExist, volumeMount{Name: p.volume, MountPath: p.path})
 	t.c.VolumeMounts = append(t.c.VolumeMounts, volumeMountView{Name: p.volume, MountPath: p.path})
+	// A path the image declares as well as the profile is mounted once.
+	h.paths.mounted[i] = true
 	h.changedAt(&p.changeAt, profiles.ReadOnlyRootFilesystem, t, p.change)
+	return true
+}
+
+// mountedBelow reports whether one of the mounts is at p or an ancestor
+// of it, however its path is written ("/data/" covers /data/db).
+func mountedBelow(mounts []volumeMountView, p string) bool {
+	for _, m := range mounts {
+		mp := path.Clean(m.MountPath)
+		if mp == p || mp == "/" || strings.HasPrefix(p, mp+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // writablePaths are a pod's distinct writable paths, each resolved to its
@@ -206,6 +234,7 @@ func (h *hctx) collectWritablePaths() bool {
 	if len(w.named) > MaxWritablePaths {
 		return false
 	}
+	h.collectImagePaths()
 	if len(w.list) <= shortList {
 		w.mounted = w.mountedBuf[:len(w.list)]
 	} else {

@@ -26,20 +26,31 @@ func runAsUser(h *hctx) {
 	if h.in.EphemeralOnly != nil {
 		return
 	}
+	if h.prof.RunAsUser == nil && h.prof.RunAsGroup == nil && h.prof.FSGroup == nil {
+		return
+	}
+	if h.pod.Spec.SecurityContext == nil {
+		h.pod.Spec.SecurityContext = &podSCView{}
+	}
 	sc := h.pod.Spec.SecurityContext
 	for _, f := range []struct {
 		key  string
 		want *int64
-		have func(*podSCView) *int64
+		have **int64
 	}{
-		{"runAsUser", h.prof.RunAsUser, func(s *podSCView) *int64 { return s.RunAsUser }},
-		{"runAsGroup", h.prof.RunAsGroup, func(s *podSCView) *int64 { return s.RunAsGroup }},
-		{"fsGroup", h.prof.FSGroup, func(s *podSCView) *int64 { return s.FSGroup }},
+		{"runAsUser", h.prof.RunAsUser, &sc.RunAsUser},
+		{"runAsGroup", h.prof.RunAsGroup, &sc.RunAsGroup},
+		{"fsGroup", h.prof.FSGroup, &sc.FSGroup},
 	} {
-		if f.want == nil || (sc != nil && f.have(sc) != nil) {
+		if f.want == nil || *f.have != nil {
 			continue
 		}
 		h.podSC.set(f.key, *f.want)
+		// The view follows, so image-aware hardening sees the IDs set here
+		// and does not set them again.
+		*f.have = int64p(*f.want)
 		h.changed(profiles.RunAsUser, nil, "securityContext."+f.key)
 	}
 }
+
+func int64p(v int64) *int64 { return &v }

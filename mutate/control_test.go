@@ -156,7 +156,8 @@ func ctlOne(t *testing.T, c ctlCase) {
 	if !enforced {
 		for _, p := range gotLost {
 			// The engine's own audit annotations are its to correct.
-			if p == "/metadata/annotations/"+AnnotationHardened || p == "/metadata/annotations/"+AnnotationExempted {
+			if p == "/metadata/annotations/"+AnnotationHardened || p == "/metadata/annotations/"+AnnotationExempted ||
+				p == "/metadata/annotations/"+AnnotationImageDecisions {
 				continue
 			}
 			t.Errorf("%s lost without an enforced conflict", p)

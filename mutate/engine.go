@@ -75,6 +75,11 @@ type Result struct {
 	// Exempted lists honoured exemptions as control@container (control@pod
 	// for pod-level controls, "*" for a wholly exempt pod).
 	Exempted []string
+	// ImageDecisions are the image-aware decisions of this pass, as
+	// what@container (what@pod), the entries of AnnotationImageDecisions:
+	// for the audit annotation of an answer in report mode, whose pod
+	// carries none.
+	ImageDecisions []string
 	// Refused is true when exemption annotations were present but not
 	// authorized.
 	Refused bool
@@ -133,6 +138,8 @@ type hctx struct {
 	// volumeIndex finds a volume by name in a pod with many of them.
 	volumeIndex map[string]int
 	problems    []string
+	// imageDenied: containers whose root image rootImages: deny refuses.
+	imageDenied []string
 }
 
 // MaxPatchBytes caps the patch for one pod. Real pods need a few KiB; 300
@@ -251,8 +258,10 @@ func hardenPass(ctx context.Context, pod *podView, in Input) (*Result, error) {
 			}
 		}
 	}
+	h.imageDecisions()
 	h.recordExemptions()
 	if in.EphemeralOnly == nil {
+		h.annotateImageDecisions()
 		h.annotate(AnnotationHardened, in.Profile.Name)
 		if len(h.res.Exempted) > 0 {
 			h.annotate(AnnotationExempted, strings.Join(h.res.Exempted, ","))
@@ -475,6 +484,7 @@ func (h *hctx) finish() *Result {
 			r.Warnings = append(r.Warnings, msg)
 		}
 	}
+	denied = append(denied, h.imageDenied...)
 	if len(denied) > 0 {
 		r.Denied = true
 		r.Message = h.pod.describe() + " rejected: " + strings.Join(denied, "; ")

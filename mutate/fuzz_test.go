@@ -51,10 +51,17 @@ func FuzzHarden(f *testing.F) {
 	}
 	// An UPDATE of pods/ephemeralcontainers adding containers of these names.
 	ephemeral := map[string]bool{"debug": true, "e0": true, "a": true, "": true}
+	// Image facts for the images the seeds name: root with odd ports and
+	// VOLUMEs (assign), a named user.
+	images := ImageSet{
+		propImage: {Ref: propImage, User: "", ExposedPorts: []int32{80, 0, -1, 65535}, Volumes: []string{"/data", "/", "rel", "/tmp/../x", "/a:b", "/tmp", "/var/run"}},
+		"nginx":   {Ref: "nginx", User: "node", UID: i64(1000), GID: i64(1000), ExposedPorts: []int32{443}, Volumes: []string{"/var/cache/nginx/"}},
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, p := range modes {
 			fuzzCheck(t, data, Input{Profile: p})
 		}
+		fuzzCheck(t, data, Input{Profile: modes[1], Images: images})
 		fuzzCheck(t, data, Input{Profile: modes[0], EphemeralOnly: ephemeral})
 	})
 }

@@ -195,8 +195,14 @@ func valueSize(v any) int {
 			n += stringSize(s) + 1
 		}
 		return n
+	case map[string]any:
+		n := 2
+		for k, v := range x {
+			n += stringSize(k) + 2 + valueSize(v)
+		}
+		return n
 	}
-	return 32 // map[string]any{"type": ...}, and new objects and lists
+	return 32 // new objects and lists
 }
 
 // stringSize bounds a JSON string's length: printable ASCII other than

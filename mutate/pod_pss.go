@@ -3,6 +3,7 @@ package mutate
 import (
 	"bytes"
 	"errors"
+	"strconv"
 
 	kjson "sigs.k8s.io/json"
 )
@@ -60,11 +61,18 @@ func DecodeStrict(b []byte, v any) error {
 type portsView []portView
 
 func (p *portsView) UnmarshalJSON(b []byte) error {
-	if !mayHold(b, `"hostPort"`) {
+	hostPorts := mayHold(b, `"hostPort"`)
+	if !hostPorts && !mayHoldLowPort(b) {
 		return nil
 	}
 	var ps []portView
 	if err := DecodeStrict(b, &ps); err != nil {
+		if !hostPorts {
+			// Read only for its containerPorts, which image-aware
+			// hardening can do without: a list the API server would refuse
+			// is no reason for the engine to.
+			return nil
+		}
 		return err
 	}
 	*p = ps
@@ -73,6 +81,50 @@ func (p *portsView) UnmarshalJSON(b []byte) error {
 
 type portView struct {
 	HostPort int64 `json:"hostPort"`
+	// ContainerPort is read for image-aware hardening, which needs only the
+	// ports below 1024: a list whose ports all have four digits or more is
+	// not decoded at all (mayHoldLowPort).
+	ContainerPort portNumber `json:"containerPort"`
+}
+
+// portNumber reads a port leniently: anything but a positive JSON integer
+// (an offline manifest's `containerPort: PORT`) reads as 0, unknown, since
+// what is wrong there is for the API server to say, not a reason to refuse
+// hardening.
+type portNumber int32
+
+func (n *portNumber) UnmarshalJSON(b []byte) error {
+	v, err := strconv.ParseInt(string(b), 10, 32)
+	if err == nil && v > 0 {
+		*n = portNumber(v)
+	}
+	return nil
+}
+
+// mayHoldLowPort reports whether a ports list may hold a containerPort
+// below 1024 (or something that is not a plain number): only then is it
+// decoded, so the usual 8080 costs no allocation.
+func mayHoldLowPort(b []byte) bool {
+	const key = `"containerPort"`
+	for {
+		i := bytes.Index(b, []byte(key))
+		if i < 0 {
+			return false
+		}
+		b = b[i+len(key):]
+		j := 0
+		for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r' || b[j] == ':') {
+			j++
+		}
+		d, v := 0, 0
+		for j+d < len(b) && b[j+d] >= '0' && b[j+d] <= '9' && d < 5 {
+			v = v*10 + int(b[j+d]-'0')
+			d++
+		}
+		if v < 1024 {
+			return true
+		}
+	}
 }
 
 // handlerView is a probe or a lifecycle handler: both reach a host with

@@ -101,6 +101,9 @@ type propGen struct {
 	// preserved: paths (JSON pointer tokens) of values the engine must
 	// leave byte-for-byte as they are: unknown fields, creationTimestamp.
 	preserved [][]string
+	// images: facts of the image every container runs, for the modes
+	// with image-aware hardening.
+	images ImageSet
 }
 
 func (g *propGen) chance(p float64) bool { return g.r.Float64() < p }
@@ -258,7 +261,7 @@ func (g *propGen) container(kind string, i int, volumes []string) *propObj {
 	path := []string{"spec", kind, strconv.Itoa(i)}
 	c := &propObj{}
 	c.set("name", prefix+strconv.Itoa(i))
-	c.set("image", "registry.example/app:1.2.3")
+	c.set("image", propImage)
 	if kind == kindInitContainers && g.chance(0.4) {
 		c.set("restartPolicy", "Always") // a native sidecar
 	}
@@ -463,12 +466,16 @@ type propMode struct {
 	prof       *profiles.Profile
 	restricted bool
 	enforce    bool
+	// images: the pod's image facts are given (image-aware hardening).
+	images bool
 }
 
 // propCounts shows the properties were exercised, not vacuously true.
 type propCounts struct {
 	pods, windows, hostUsers, noConflictRestricted, noConflictBaseline, enforced, withUnknown int
 	checked                                                                                   int
+	// imageDecisions counts the image-aware decisions made, by kind.
+	imageDecisions map[string]int
 }
 
 func TestPropertyHarden(t *testing.T) {
@@ -478,11 +485,17 @@ func TestPropertyHarden(t *testing.T) {
 		{name: "restricted-warn", prof: profile(t, "restricted"), restricted: true},
 		{name: "restricted-enforce", prof: profile(t, "restricted", onConflict(profiles.ActionEnforce)), restricted: true, enforce: true},
 		{name: "baseline", prof: profile(t, "baseline")},
+		{name: "restricted-images", prof: profile(t, "restricted"), restricted: true, images: true},
+		{name: "restricted-enforce-images-rootwarn", prof: profile(t, "restricted", onConflict(profiles.ActionEnforce),
+			func(p *profiles.Profile) { p.RootImages = profiles.RootImagesWarn }), restricted: true, enforce: true, images: true},
 	}
-	var counts propCounts
+	counts := propCounts{imageDecisions: map[string]int{}}
 	for i := 0; i < n; i++ {
 		g := &propGen{r: rand.New(rand.NewPCG(seed, uint64(i)))}
 		raw := g.pod()
+		// The facts come from a stream of their own, so the pods stay
+		// those of the modes without images.
+		g.images = propImages(rand.New(rand.NewPCG(seed^propFactsSeed, uint64(i))))
 		counts.pods++
 		if g.windows {
 			counts.windows++
@@ -510,6 +523,7 @@ func TestPropertyHarden(t *testing.T) {
 		"%d conflict-free under restricted, %d under baseline; %d enforced conflicts",
 		counts.pods, seed, counts.windows, counts.hostUsers, counts.withUnknown,
 		counts.noConflictRestricted, counts.noConflictBaseline, counts.enforced)
+	t.Logf("image decisions by kind: %v", counts.imageDecisions)
 	// Only a full run (not -run .../pod=042) says how well it covers.
 	if n >= propPods && counts.checked == n*len(modes) {
 		for what, c := range map[string]int{
@@ -521,6 +535,11 @@ func TestPropertyHarden(t *testing.T) {
 				t.Errorf("generator produced only %d %s: the properties are barely exercised", c, what)
 			}
 		}
+		for _, kind := range []string{"lookup-failed", "user", "user-unresolved", "root-assign", "root-warn", "fsGroup", "unprivileged-port-start", "volume"} {
+			if c := counts.imageDecisions[kind]; c < 10 {
+				t.Errorf("only %d image decisions %s: the image properties are barely exercised", c, kind)
+			}
+		}
 	}
 }
 
@@ -528,6 +547,9 @@ func TestPropertyHarden(t *testing.T) {
 func propCheck(t *testing.T, raw []byte, g *propGen, m propMode, counts *propCounts) {
 	counts.checked++
 	in := Input{Profile: m.prof}
+	if m.images {
+		in.Images = g.images
+	}
 	r1, err := Harden(context.Background(), raw, in)
 	if err != nil {
 		t.Fatalf("Harden: %v", err)
@@ -618,7 +640,7 @@ func propCheck(t *testing.T, raw []byte, g *propGen, m propMode, counts *propCou
 	// (c'') An UPDATE of pods/ephemeralcontainers: only the new ephemeral
 	// containers change, everything else is immutable.
 	if m.restricted {
-		propCheckEphemeralUpdate(t, raw, m)
+		propCheckEphemeralUpdate(t, raw, m, in.Images)
 	}
 
 	// (d) Pod Security Standards.
@@ -667,6 +689,16 @@ func propCheck(t *testing.T, raw []byte, g *propGen, m propMode, counts *propCou
 
 	// (e) Nothing the API server rejects.
 	propCheckAPIServerRules(t, raw, out, g.windows)
+
+	// (f) Image-aware hardening keeps its promises.
+	if m.images && !g.windows {
+		propCheckImages(t, out, r1, g.images)
+		for _, d := range r1.ImageDecisions {
+			kind, _, _ := strings.Cut(d, "@")
+			kind, _, _ = strings.Cut(kind, "=")
+			counts.imageDecisions[kind]++
+		}
+	}
 }
 
 func propCheckInjectedSidecar(t *testing.T, out []byte, in Input, windows bool) {
@@ -706,7 +738,7 @@ func propCheckInjectedSidecar(t *testing.T, out []byte, in Input, windows bool) 
 	}
 }
 
-func propCheckEphemeralUpdate(t *testing.T, raw []byte, m propMode) {
+func propCheckEphemeralUpdate(t *testing.T, raw []byte, m propMode, images ImageSet) {
 	t.Helper()
 	var pod struct {
 		Spec struct {
@@ -723,7 +755,7 @@ func propCheckEphemeralUpdate(t *testing.T, raw []byte, m propMode) {
 	}
 	// The last one is new; the others were added by earlier updates.
 	last := len(pod.Spec.Ephemeral) - 1
-	in := Input{Profile: m.prof, EphemeralOnly: map[string]bool{pod.Spec.Ephemeral[last].Name: true}}
+	in := Input{Profile: m.prof, EphemeralOnly: map[string]bool{pod.Spec.Ephemeral[last].Name: true}, Images: images}
 	r := harden(t, string(raw), in)
 	prefix := "/spec/ephemeralContainers/" + strconv.Itoa(last) + "/"
 	for _, op := range r.Operations {

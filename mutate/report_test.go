@@ -27,6 +27,10 @@ func TestReportModeChangesNothingAndKnowsEverything(t *testing.T) {
 		{"unauthorized exemption denied", `{"metadata":{"name":"p","annotations":{"pod-hardener.io/exempt":"true"}},"spec":{"containers":[{"name":"app"}]}}`,
 			Input{Auth: notAuth, OnUnauthorized: profiles.ActionDeny}},
 		{"spoofed audit annotation", `{"metadata":{"name":"p","annotations":{"pod-hardener.io/exempted":"*"}},"spec":{"containers":[{"name":"app"}]}}`, Input{}},
+		{"image facts: root assigned, port, VOLUME", onePod(imgApp, "", ""),
+			withImages(Input{}, facts(imgApp, "", exposes(80), volumes("/data")), facts(imgNode, "node", ids(1000, 1000)))},
+		{"image facts: root denied", onePod(imgApp, "", ""),
+			withImages(Input{Profile: profile(t, "restricted", func(p *profiles.Profile) { p.RootImages = profiles.RootImagesDeny })}, facts(imgApp, ""))},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

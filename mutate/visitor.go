@@ -23,6 +23,9 @@ type target struct {
 	scObj      *obj
 	capsObj    *obj
 	whereS     string
+	// imagePaths index the writable paths (hctx.paths) of the VOLUMEs
+	// its image declares.
+	imagePaths []int
 	// The container's objects live in the target, which targets allocates
 	// with all the others at once.
 	objV, scV, capsV obj

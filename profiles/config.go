@@ -39,6 +39,7 @@ type ProfileSpec struct {
 	RunAsUser           *int64          `json:"runAsUser,omitempty"`
 	RunAsGroup          *int64          `json:"runAsGroup,omitempty"`
 	FSGroup             *int64          `json:"fsGroup,omitempty"`
+	RootImages          RootImages      `json:"rootImages,omitempty"`
 }
 
 // NamespaceRule maps namespaces to a profile. A rule matches when every

@@ -144,6 +144,28 @@ const (
 	RolloutReport RolloutMode = "report"
 )
 
+// RootImages says what happens to a container whose image runs as root
+// (no USER, USER 0 or root, or a named user that resolves to uid 0) when
+// runAsNonRoot is in force for it and no non-zero runAsUser applies: the
+// kubelet would refuse to start it. It is read only when the image's facts
+// were looked up (image-aware hardening).
+type RootImages string
+
+const (
+	// RootImagesAssign sets the container's runAsUser and runAsGroup (the
+	// profile's, default 65532) and the pod's fsGroup where unset, so the
+	// container starts as a non-root user and can write its volumes.
+	RootImagesAssign RootImages = "assign"
+	// RootImagesWarn admits the pod unchanged in that respect, with a
+	// warning that the container will not start.
+	RootImagesWarn RootImages = "warn"
+	// RootImagesDeny rejects the pod, naming the image and the fix.
+	RootImagesDeny RootImages = "deny"
+)
+
+// RootImagesValues lists the accepted values of rootImages.
+var RootImagesValues = []string{string(RootImagesAssign), string(RootImagesWarn), string(RootImagesDeny)}
+
 // EmptyDir shapes the emptyDir volumes added for writable paths.
 type EmptyDir struct {
 	Medium    string `json:"medium,omitempty"`
@@ -170,6 +192,8 @@ type Profile struct {
 	RunAsUser           *int64
 	RunAsGroup          *int64
 	FSGroup             *int64
+	// RootImages is what to do with a container whose image runs as root.
+	RootImages RootImages
 }
 
 // Enabled reports whether a control is on in this profile.
@@ -245,6 +269,9 @@ func Builtins() map[string]*Profile {
 		AllowedCapabilities: []string{"NET_BIND_SERVICE"},
 		DropCapabilities:    []string{"ALL"},
 		WritablePaths:       []string{"/tmp"},
+		// assign: of the three, the only one under which a root image's
+		// container can start at all (docs/image-aware.md).
+		RootImages: RootImagesAssign,
 	}
 	restricted.Controls[RunAsUser] = ModeOff
 	restricted.Controls[AutomountServiceAccountToken] = ModeOff
@@ -259,6 +286,7 @@ func Builtins() map[string]*Profile {
 		// Baseline keeps the runtime's default capabilities: nothing is
 		// dropped, and only adds beyond the PSS baseline set conflict.
 		AllowedCapabilities: append([]string(nil), pssBaselineCapabilities...),
+		RootImages:          RootImagesAssign,
 	}
 	for _, c := range append([]string{AllowPrivilegeEscalation}, baselineControls...) {
 		baseline.Controls[c] = ModeDefault
@@ -271,6 +299,7 @@ func Builtins() map[string]*Profile {
 		Mode:        RolloutHarden,
 		Controls:    allControls(ModeOff),
 		OnConflict:  ActionWarn,
+		RootImages:  RootImagesAssign,
 	}
 	return map[string]*Profile{
 		restricted.Name: restricted,

@@ -32,6 +32,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad sizeLimit", "profiles:\n- name: a\n  emptyDir: {sizeLimit: lots}\n", []string{`profiles[0].emptyDir.sizeLimit`}},
 		{"bad medium", "profiles:\n- name: a\n  emptyDir: {medium: Disk}\n", []string{`profiles[0].emptyDir.medium`}},
 		{"root uid", "profiles:\n- name: a\n  runAsUser: 0\n", []string{`profiles[0].runAsUser`}},
+		{"bad rootImages", "profiles:\n- name: a\n- name: b\n  rootImages: enforce\n", []string{`profiles[1].rootImages: Unsupported value: "enforce": supported values: "assign", "warn", "deny"`}},
 		{"bad onUnauthorized", "exemptions: {onUnauthorized: enforce}\n", []string{`exemptions.onUnauthorized`}},
 		{"bad glob", "exemptions: {namespaces: ['[']}\n", []string{`exemptions.namespaces[0]`}},
 		{"not yaml", "profiles: [\n", []string{"parsing config"}},
@@ -83,6 +84,29 @@ profiles:
 	r, _ := c.Profile("restricted")
 	if len(r.WritablePaths) != 1 || r.WritablePaths[0] != "/tmp" {
 		t.Errorf("built-in changed by a custom profile: %v", r.WritablePaths)
+	}
+}
+
+// TestRootImagesInheritedAndDefaulted: every built-in assigns, a custom
+// profile inherits its parent's choice through extends, and its own wins.
+func TestRootImagesInheritedAndDefaulted(t *testing.T) {
+	c, err := Parse([]byte(`
+profiles:
+- {name: strict, rootImages: deny}
+- {name: child, extends: strict}
+- {name: loud, extends: child, rootImages: warn}
+- {name: plain, extends: baseline}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]RootImages{
+		"restricted": RootImagesAssign, "baseline": RootImagesAssign, "privileged": RootImagesAssign,
+		"strict": RootImagesDeny, "child": RootImagesDeny, "loud": RootImagesWarn, "plain": RootImagesAssign,
+	} {
+		if p, _ := c.Profile(name); p.RootImages != want {
+			t.Errorf("profile %s: rootImages %q, want %q", name, p.RootImages, want)
+		}
 	}
 }
 

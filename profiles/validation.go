@@ -129,6 +129,11 @@ func validateSpec(p *field.Path, s *ProfileSpec) field.ErrorList {
 	default:
 		errs = append(errs, field.NotSupported(p.Child("onConflict"), s.OnConflict, []string{"warn", "enforce", "deny"}))
 	}
+	switch s.RootImages {
+	case "", RootImagesAssign, RootImagesWarn, RootImagesDeny:
+	default:
+		errs = append(errs, field.NotSupported(p.Child("rootImages"), s.RootImages, RootImagesValues))
+	}
 	canon := make(map[string]Mode, len(s.Controls))
 	for name, m := range s.Controls {
 		cp := p.Child("controls").Key(name)
@@ -233,6 +238,9 @@ func (s *ProfileSpec) apply(parent *Profile) *Profile {
 	}
 	if s.FSGroup != nil {
 		p.FSGroup = int64p(*s.FSGroup)
+	}
+	if s.RootImages != "" {
+		p.RootImages = s.RootImages
 	}
 	return p
 }

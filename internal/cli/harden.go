@@ -11,7 +11,6 @@ import (
 	"runtime/debug"
 	"strings"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
@@ -54,24 +53,11 @@ func (h *hardened) json() ([]byte, error) {
 	if h.out != nil || h.err != nil {
 		return h.out, h.err
 	}
-	if len(h.ops) == 0 {
-		h.out = h.doc.JSON
-		return h.out, nil
-	}
-	pb, err := mutate.Patch(h.ops)
-	if err != nil {
-		h.err = fmt.Errorf("encoding patch: %w", err)
-		return nil, h.err
-	}
-	p, err := jsonpatch.DecodePatch(pb)
-	if err == nil {
-		h.out, err = p.Apply(h.doc.JSON)
-	}
-	if err != nil {
+	h.out, h.err = mutate.Apply(h.doc.JSON, h.ops)
+	if h.err != nil {
 		// The engine's operations always apply to the document they were
 		// computed from; failing here is a bug worth a loud message.
-		h.err = fmt.Errorf("applying the engine's patch (please report this): %w", err)
-		h.out = nil
+		h.err = fmt.Errorf("the engine's patch (please report this): %w", h.err)
 	}
 	return h.out, h.err
 }

@@ -179,9 +179,6 @@ type Pod struct {
 	podView
 }
 
-// Annotation returns one of the pod's annotations.
-func (p *Pod) Annotation(key string) string { return p.annotation(key) }
-
 // HasAnnotation reports whether the pod carries an annotation, even empty.
 func (p *Pod) HasAnnotation(key string) bool {
 	_, ok := p.Metadata.annotationsOrNil()[key]

@@ -154,10 +154,7 @@ func (p *podView) check() error {
 	if p.Spec == nil {
 		return fmt.Errorf("object has no spec: not a pod")
 	}
-	for _, l := range []struct {
-		kind string
-		cs   []containerView
-	}{{kindInitContainers, p.Spec.InitContainers}, {kindContainers, p.Spec.Containers}, {kindEphemeralContainers, p.Spec.EphemeralContainers}} {
+	for _, l := range p.Spec.byKind() {
 		for i, c := range l.cs {
 			// A null entry decodes as a container without a name; the API
 			// server refuses both, and a patch into a null entry would fail.

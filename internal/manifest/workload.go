@@ -35,19 +35,48 @@ func (h Header) ID() string {
 	return kind + " " + name
 }
 
-// templatePaths maps a workload kind to the JSON pointer of its pod (for a
-// Pod, the whole document). Any apiVersion: extensions/v1beta1 Deployments
-// and batch/v1beta1 CronJobs have the same shape.
-var templatePaths = map[string]string{
-	"Pod":                   "",
-	"PodTemplate":           "/template",
-	"Deployment":            "/spec/template",
-	"StatefulSet":           "/spec/template",
-	"DaemonSet":             "/spec/template",
-	"ReplicaSet":            "/spec/template",
-	"ReplicationController": "/spec/template",
-	"Job":                   "/spec/template",
-	"CronJob":               "/spec/jobTemplate/spec/template",
+// podPlace is where a workload kind keeps its pod: the JSON pointer (""
+// for a Pod, the whole document) and, for the one-pass read, the field of
+// docShape that holds it (nil for a Pod).
+type podPlace struct {
+	pointer string
+	in      func(*docShape) json.RawMessage
+}
+
+var (
+	atTemplate     = podPlace{"/template", func(s *docShape) json.RawMessage { return s.Template }}
+	atSpecTemplate = podPlace{"/spec/template", func(s *docShape) json.RawMessage { return s.Spec.Template }}
+	atJobTemplate  = podPlace{"/spec/jobTemplate/spec/template", func(s *docShape) json.RawMessage { return s.Spec.JobTemplate.Spec.Template }}
+)
+
+// podPlaces lists the workload kinds and where each keeps its pod. Any
+// apiVersion: extensions/v1beta1 Deployments and batch/v1beta1 CronJobs
+// have the same shape.
+var podPlaces = map[string]podPlace{
+	"Pod":                   {},
+	"PodTemplate":           atTemplate,
+	"Deployment":            atSpecTemplate,
+	"StatefulSet":           atSpecTemplate,
+	"DaemonSet":             atSpecTemplate,
+	"ReplicaSet":            atSpecTemplate,
+	"ReplicationController": atSpecTemplate,
+	"Job":                   atSpecTemplate,
+	"CronJob":               atJobTemplate,
+}
+
+// docShape reads, in one pass, a document's header and every place
+// podPlaces names (case-sensitively, as Extract's lookups are).
+type docShape struct {
+	Header
+	Template json.RawMessage `json:"template"`
+	Spec     struct {
+		Template    json.RawMessage `json:"template"`
+		JobTemplate struct {
+			Spec struct {
+				Template json.RawMessage `json:"template"`
+			} `json:"spec"`
+		} `json:"jobTemplate"`
+	} `json:"spec"`
 }
 
 // Workload is a pod found in a document.
@@ -63,76 +92,60 @@ type Workload struct {
 // the template of a workload kind, and those of each item of a List. It
 // returns none for other kinds.
 func Workloads(doc []byte) ([]Workload, error) {
-	// One pass reads the header and every place a pod template can be
-	// (case-sensitively, as Extract's lookups are); a document where that
-	// shape does not fit (a spec that is not an object...) takes the
-	// general path below.
-	var s struct {
-		Header
-		Template json.RawMessage `json:"template"`
-		Spec     struct {
-			Template    json.RawMessage `json:"template"`
-			JobTemplate struct {
-				Spec struct {
-					Template json.RawMessage `json:"template"`
-				} `json:"spec"`
-			} `json:"jobTemplate"`
-		} `json:"spec"`
+	var s docShape
+	// A document the one-pass shape does not fit (a spec that is not an
+	// object...) has its header read alone and its pod found by pointer.
+	fits := kjson.UnmarshalCaseSensitivePreserveInts(doc, &s) == nil
+	if !fits {
+		s = docShape{}
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(doc, &s.Header); err != nil {
+			return nil, fmt.Errorf("reading apiVersion/kind/metadata: %w", err)
+		}
 	}
-	if kjson.UnmarshalCaseSensitivePreserveInts(doc, &s) == nil && !strings.HasSuffix(s.Kind, "List") {
-		ptr, ok := templatePaths[s.Kind]
-		if !ok {
-			return nil, nil
-		}
-		var pod json.RawMessage
-		switch ptr {
-		case "":
-			pod = doc
-		case "/template":
-			pod = s.Template
-		case "/spec/template":
-			pod = s.Spec.Template
-		case "/spec/jobTemplate/spec/template":
-			pod = s.Spec.JobTemplate.Spec.Template
-		}
-		if len(pod) == 0 || bytes.Equal(pod, []byte("null")) {
-			return nil, fmt.Errorf("%s: no pod template at %s", s.Header.ID(), ptr)
-		}
-		return []Workload{{Header: s.Header, Pointer: ptr, Pod: pod}}, nil
+	if strings.HasSuffix(s.Kind, "List") {
+		return listWorkloads(doc, s.Kind)
 	}
-	var h Header
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(doc, &h); err != nil {
-		return nil, fmt.Errorf("reading apiVersion/kind/metadata: %w", err)
-	}
-	if strings.HasSuffix(h.Kind, "List") {
-		var l struct {
-			Items []json.RawMessage `json:"items"`
-		}
-		if err := kjson.UnmarshalCaseSensitivePreserveInts(doc, &l); err != nil {
-			return nil, fmt.Errorf("reading %s items: %w", h.Kind, err)
-		}
-		var out []Workload
-		for i, item := range l.Items {
-			ws, err := Workloads(item)
-			if err != nil {
-				return nil, fmt.Errorf("item %d: %w", i, err)
-			}
-			for _, w := range ws {
-				w.Pointer = fmt.Sprintf("/items/%d%s", i, w.Pointer)
-				out = append(out, w)
-			}
-		}
-		return out, nil
-	}
-	ptr, ok := templatePaths[h.Kind]
+	place, ok := podPlaces[s.Kind]
 	if !ok {
 		return nil, nil
 	}
-	pod, err := Extract(doc, ptr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", h.ID(), err)
+	pod := json.RawMessage(doc)
+	switch {
+	case place.in == nil:
+	case fits:
+		pod = place.in(&s)
+	default:
+		var err error
+		if pod, err = Extract(doc, place.pointer); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Header.ID(), err)
+		}
 	}
-	return []Workload{{Header: h, Pointer: ptr, Pod: pod}}, nil
+	if len(pod) == 0 || bytes.Equal(pod, []byte("null")) {
+		return nil, fmt.Errorf("%s: no pod template at %s", s.Header.ID(), place.pointer)
+	}
+	return []Workload{{Header: s.Header, Pointer: place.pointer, Pod: pod}}, nil
+}
+
+// listWorkloads finds the pods of each item of a List.
+func listWorkloads(doc []byte, kind string) ([]Workload, error) {
+	var l struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(doc, &l); err != nil {
+		return nil, fmt.Errorf("reading %s items: %w", kind, err)
+	}
+	var out []Workload
+	for i, item := range l.Items {
+		ws, err := Workloads(item)
+		if err != nil {
+			return nil, fmt.Errorf("item %d: %w", i, err)
+		}
+		for _, w := range ws {
+			w.Pointer = fmt.Sprintf("/items/%d%s", i, w.Pointer)
+			out = append(out, w)
+		}
+	}
+	return out, nil
 }
 
 // Extract returns the raw JSON at a pointer made of object keys.

@@ -168,8 +168,8 @@ func (p *podView) check() error {
 
 // Pod is a pod decoded as a field of a larger document, such as the
 // object of an AdmissionReview, in that document's own decoding pass. A
-// json.Unmarshaler would be handed the raw bytes and scan them twice more;
-// for the webhook that was a third of a review's cost. Decode the document
+// json.Unmarshaler would be handed the raw bytes and scan them twice more,
+// a large share of a review's cost (docs/performance.md). Decode the document
 // as decodePod does (sigs.k8s.io/json, case-sensitive, duplicate keys
 // refused), or the engine may aim at a key the API server does not see.
 type Pod struct {

@@ -305,8 +305,7 @@ func (w *hardenWriter) finish(err error) error {
 
 // tuneGCOffline lets the collector run a quarter as often in harden and
 // check unless GOGC is set: a run is short, and everything it reads stays
-// live to the end, so the default spent about a fifth of the CPU of
-// hardening 1,000 pods collecting garbage that was mostly still in use
+// live to the end, so the default collects often and frees little
 // (docs/performance.md). Memory grows with the input, as it does anyway.
 func tuneGCOffline() {
 	if os.Getenv("GOGC") == "" {

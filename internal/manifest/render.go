@@ -71,9 +71,11 @@ func (r *Renderer) Patched(d *Document, ops []Op, patched func() ([]byte, error)
 // expected is the document's JSON after the operations, computed on its
 // parsed tree (copied along each operation's path; the tree itself is
 // not changed), in the same key order a splice writes: what the spliced
-// text must read as. Applying the patch with a JSON patch library cost as
-// much again as the check itself; the tests still hold every spliced
-// document to evanphx/json-patch's result.
+// text must read as. It is not mutate.Apply, the JSON-patch applier used
+// everywhere else: applying with a JSON-patch library and comparing JSON
+// in another key order makes offline hardening markedly slower
+// (docs/performance.md). The tests hold every spliced document to
+// mutate.Apply's result.
 func (r *Renderer) expected(d *Document, ops []Op) ([]byte, bool) {
 	root := cloneNode(d.node.Content[0])
 	for _, op := range ops {

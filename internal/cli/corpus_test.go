@@ -65,8 +65,8 @@ func TestCorpus(t *testing.T) {
 			}
 			again := (&hardenOptions{}).hardenDoc(warnCfg, manifest.Document{Index: h.doc.Index, JSON: h.out})
 			for _, r := range again.results {
-				if len(r.ops) > 0 {
-					t.Errorf("%s %s: second pass not empty: %+v", name, r.w.Header.ID(), r.ops)
+				if len(r.res.Operations) > 0 {
+					t.Errorf("%s %s: second pass not empty: %+v", name, r.w.Header.ID(), r.res.Operations)
 				}
 			}
 			for j, r := range h.results {

@@ -65,7 +65,6 @@ func (h *hardened) json() ([]byte, error) {
 type workloadResult struct {
 	w   manifest.Workload
 	res *mutate.Result
-	ops []mutate.Operation
 }
 
 // each hardens the documents of the input one at a time, in order, and
@@ -134,7 +133,7 @@ func (o *hardenOptions) hardenDoc(cfg *profiles.Config, d manifest.Document) *ha
 			h.err = fmt.Errorf("%s: %w", w.Header.ID(), err)
 			return h
 		}
-		h.results = append(h.results, workloadResult{w: w, res: res, ops: res.Operations})
+		h.results = append(h.results, workloadResult{w: w, res: res})
 		all = append(all, res.Operations...)
 	}
 	h.ops = all
@@ -259,7 +258,7 @@ func (w *hardenWriter) write(h *hardened) error {
 		_, _ = w.stdout.Write(y)
 	case "patch":
 		for _, r := range h.results {
-			pb, err := mutate.Patch(r.ops)
+			pb, err := mutate.Patch(r.res.Operations)
 			if err != nil {
 				return err
 			}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/pod-hardener/pod-hardener/internal/jsondiff"
 	"github.com/pod-hardener/pod-hardener/internal/pss"
 	"github.com/pod-hardener/pod-hardener/profiles"
@@ -46,17 +45,9 @@ func harden(t testing.TB, raw string, in Input) *Result {
 // apply applies operations with evanphx/json-patch, as the API server would.
 func apply(t testing.TB, raw string, ops []Operation) []byte {
 	t.Helper()
-	pb, err := Patch(ops)
+	out, err := Apply([]byte(raw), ops)
 	if err != nil {
-		t.Fatalf("encoding patch: %v", err)
-	}
-	p, err := jsonpatch.DecodePatch(pb)
-	if err != nil {
-		t.Fatalf("decoding patch %s: %v", pb, err)
-	}
-	out, err := p.Apply([]byte(raw))
-	if err != nil {
-		t.Fatalf("applying patch %s: %v", pb, err)
+		t.Fatalf("%v", err)
 	}
 	return out
 }

@@ -27,7 +27,7 @@ func (o Operation) MarshalJSON() ([]byte, error) {
 
 // Patch encodes operations as an RFC 6902 JSON patch. It writes the JSON
 // itself: encoding/json re-validates and compacts every Marshaler's output
-// at each level, which made encoding the patch cost more than computing it.
+// at each level, which costs more than computing the patch.
 func Patch(ops []Operation) ([]byte, error) {
 	if len(ops) == 0 {
 		return []byte("[]"), nil

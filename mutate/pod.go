@@ -174,10 +174,7 @@ func (p *podView) check() error {
 	if p.Spec == nil {
 		return fmt.Errorf("object has no spec: not a pod")
 	}
-	for _, l := range []struct {
-		kind string
-		cs   []containerView
-	}{{kindInitContainers, p.Spec.InitContainers}, {kindContainers, p.Spec.Containers}, {kindEphemeralContainers, p.Spec.EphemeralContainers}} {
+	for _, l := range p.Spec.byKind() {
 		for i, c := range l.cs {
 			// A null entry decodes as a container without a name; the API
 			// server refuses both, and a patch into a null entry would fail.
@@ -191,16 +188,13 @@ func (p *podView) check() error {
 
 // Pod is a pod decoded as a field of a larger document, such as the
 // object of an AdmissionReview, in that document's own decoding pass. A
-// json.Unmarshaler would be handed the raw bytes and scan them twice more;
-// for the webhook that was a third of a review's cost. Decode the document
+// json.Unmarshaler would be handed the raw bytes and scan them twice more,
+// a large share of a review's cost (docs/performance.md). Decode the document
 // as decodePod does (sigs.k8s.io/json, case-sensitive, duplicate keys
 // refused), or the engine may aim at a key the API server does not see.
 type Pod struct {
 	podView
 }
-
-// Annotation returns one of the pod's annotations.
-func (p *Pod) Annotation(key string) string { return p.annotation(key) }
 
 // HasAnnotation reports whether the pod carries an annotation, even empty.
 func (p *Pod) HasAnnotation(key string) bool {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/pod-hardener/pod-hardener/internal/pss"
 	"github.com/pod-hardener/pod-hardener/profiles"
 	"k8s.io/pod-security-admission/api"
@@ -964,13 +963,8 @@ func propPatchApplies(t *testing.T, raw string) string {
 	if err != nil {
 		return ""
 	}
-	pb, _ := Patch(r.Operations)
-	p, err := jsonpatch.DecodePatch(pb)
-	if err != nil {
-		return fmt.Sprintf("patch %s does not decode: %v", pb, err)
-	}
-	if _, err := p.Apply([]byte(raw)); err != nil {
-		return fmt.Sprintf("patch %s does not apply: %v", pb, err)
+	if _, err := Apply([]byte(raw), r.Operations); err != nil {
+		return fmt.Sprintf("the patch does not apply: %v", err)
 	}
 	return ""
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	"k8s.io/pod-security-admission/api"
 
 	"github.com/pod-hardener/pod-hardener/internal/pss"
@@ -106,19 +105,9 @@ func Residual(raw []byte, res *Result) error {
 		}
 		ops = trimmed
 	}
-	out := raw
-	if len(ops) > 0 {
-		pb, err := Patch(ops)
-		if err != nil {
-			return fmt.Errorf("judging the hardened pod: %w", err)
-		}
-		p, err := jsonpatch.DecodePatch(pb)
-		if err != nil {
-			return fmt.Errorf("judging the hardened pod: %w", err)
-		}
-		if out, err = p.Apply(raw); err != nil {
-			return fmt.Errorf("judging the hardened pod: applying the patch: %w", err)
-		}
+	out, err := Apply(raw, ops)
+	if err != nil {
+		return fmt.Errorf("judging the hardened pod: %w", err)
 	}
 	pod, _, err := pss.DecodePodLenient(out)
 	if err != nil {

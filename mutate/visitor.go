@@ -66,11 +66,24 @@ func (t *target) securityContext() *scView {
 	return t.c.SecurityContext
 }
 
+// containerList is the containers of one kind.
+type containerList struct {
+	kind string
+	cs   []containerView
+}
+
+// byKind is the pod's containers by kind, in spec order: init containers,
+// containers, ephemeral containers. Every walk over containers starts
+// here, so the kinds are listed once.
+func (s *specView) byKind() [3]containerList {
+	return [3]containerList{{kindInitContainers, s.InitContainers}, {kindContainers, s.Containers}, {kindEphemeralContainers, s.EphemeralContainers}}
+}
+
 func (s *specView) allContainers() []*containerView {
 	out := make([]*containerView, 0, len(s.Containers)+len(s.InitContainers)+len(s.EphemeralContainers))
-	for _, l := range [][]containerView{s.InitContainers, s.Containers, s.EphemeralContainers} {
-		for i := range l {
-			out = append(out, &l[i])
+	for _, l := range s.byKind() {
+		for i := range l.cs {
+			out = append(out, &l.cs[i])
 		}
 	}
 	return out
@@ -83,10 +96,7 @@ func targets(spec *specView, specObj *obj, ephemeralOnly map[string]bool) []*tar
 	n := len(spec.InitContainers) + len(spec.Containers) + len(spec.EphemeralContainers)
 	out := make([]*target, 0, n)
 	all := make([]target, n) // one allocation for every target
-	for _, l := range []struct {
-		kind string
-		cs   []containerView
-	}{{kindInitContainers, spec.InitContainers}, {kindContainers, spec.Containers}, {kindEphemeralContainers, spec.EphemeralContainers}} {
+	for _, l := range spec.byKind() {
 		for i := range l.cs {
 			c := &l.cs[i]
 			if ephemeralOnly != nil && (l.kind != kindEphemeralContainers || !ephemeralOnly[c.Name]) {

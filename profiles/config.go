@@ -106,9 +106,6 @@ func (c *Config) ProfileNames() []string {
 	return out
 }
 
-// Default profile after resolution.
-func (c *Config) DefaultProfileResolved() *Profile { return c.resolved[c.DefaultProfile] }
-
 // finish fills defaults, validates and resolves `extends`.
 func (c *Config) finish() error {
 	if c.DefaultProfile == "" {

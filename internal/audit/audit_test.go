@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -80,15 +79,7 @@ func hardenedBy(t *testing.T, cfg *profiles.Config, f profiles.Facts, p *corev1.
 	if err != nil || res.Denied {
 		t.Fatalf("hardening fixture %s: %v %s", p.Name, err, res.Message)
 	}
-	pb, err := mutate.Patch(res.Operations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patch, err := jsonpatch.DecodePatch(pb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := patch.Apply(raw)
+	out, err := mutate.Apply(raw, res.Operations)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/pod-security-admission/api"
 
@@ -232,17 +231,9 @@ func review(cfg *profiles.Config, f profiles.Facts, p *corev1.Pod, raw []byte) (
 // implementation, so the level after hardening is judged on the pod the
 // API server would store.
 func applyOps(raw []byte, ops []mutate.Operation) (*corev1.Pod, error) {
-	pb, err := mutate.Patch(ops)
+	out, err := mutate.Apply(raw, ops)
 	if err != nil {
-		return nil, fmt.Errorf("encoding patch: %w", err)
-	}
-	patch, err := jsonpatch.DecodePatch(pb)
-	if err != nil {
-		return nil, fmt.Errorf("decoding the engine's patch: %w", err)
-	}
-	out, err := patch.Apply(raw)
-	if err != nil {
-		return nil, fmt.Errorf("applying the engine's patch (please report this): %w", err)
+		return nil, fmt.Errorf("the engine's patch (please report this): %w", err)
 	}
 	return pss.DecodePod(out)
 }

@@ -11,7 +11,6 @@ import (
 	"runtime/debug"
 	"strings"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
@@ -54,24 +53,11 @@ func (h *hardened) json() ([]byte, error) {
 	if h.out != nil || h.err != nil {
 		return h.out, h.err
 	}
-	if len(h.ops) == 0 {
-		h.out = h.doc.JSON
-		return h.out, nil
-	}
-	pb, err := mutate.Patch(h.ops)
-	if err != nil {
-		h.err = fmt.Errorf("encoding patch: %w", err)
-		return nil, h.err
-	}
-	p, err := jsonpatch.DecodePatch(pb)
-	if err == nil {
-		h.out, err = p.Apply(h.doc.JSON)
-	}
-	if err != nil {
+	h.out, h.err = mutate.Apply(h.doc.JSON, h.ops)
+	if h.err != nil {
 		// The engine's operations always apply to the document they were
 		// computed from; failing here is a bug worth a loud message.
-		h.err = fmt.Errorf("applying the engine's patch (please report this): %w", err)
-		h.out = nil
+		h.err = fmt.Errorf("the engine's patch (please report this): %w", h.err)
 	}
 	return h.out, h.err
 }
@@ -79,7 +65,6 @@ func (h *hardened) json() ([]byte, error) {
 type workloadResult struct {
 	w   manifest.Workload
 	res *mutate.Result
-	ops []mutate.Operation
 }
 
 // each hardens the documents of the input one at a time, in order, and
@@ -148,7 +133,7 @@ func (o *hardenOptions) hardenDoc(cfg *profiles.Config, d manifest.Document) *ha
 			h.err = fmt.Errorf("%s: %w", w.Header.ID(), err)
 			return h
 		}
-		h.results = append(h.results, workloadResult{w: w, res: res, ops: res.Operations})
+		h.results = append(h.results, workloadResult{w: w, res: res})
 		all = append(all, res.Operations...)
 	}
 	h.ops = all
@@ -273,7 +258,7 @@ func (w *hardenWriter) write(h *hardened) error {
 		_, _ = w.stdout.Write(y)
 	case "patch":
 		for _, r := range h.results {
-			pb, err := mutate.Patch(r.ops)
+			pb, err := mutate.Patch(r.res.Operations)
 			if err != nil {
 				return err
 			}
@@ -319,8 +304,7 @@ func (w *hardenWriter) finish(err error) error {
 
 // tuneGCOffline lets the collector run a quarter as often in harden and
 // check unless GOGC is set: a run is short, and everything it reads stays
-// live to the end, so the default spent about a fifth of the CPU of
-// hardening 1,000 pods collecting garbage that was mostly still in use
+// live to the end, so the default collects often and frees little
 // (docs/performance.md). Memory grows with the input, as it does anyway.
 func tuneGCOffline() {
 	if os.Getenv("GOGC") == "" {

@@ -73,7 +73,7 @@ func TestUpstreamRestrictedFixtures(t *testing.T) {
 					t.Errorf("%s: before %v, after %v, conflicts %+v", name, keys(before), keys(after), r.res.Conflicts)
 					continue
 				}
-				for _, o := range r.ops {
+				for _, o := range r.res.Operations {
 					if o.Op != "add" {
 						t.Errorf("%s: %s %s on a pod that passes restricted", name, o.Op, o.Path)
 					}

@@ -60,11 +60,10 @@ variable: --metrics-listen, server.metricsListen, POD_HARDENER_METRICSLISTEN.`,
 }
 
 // tuneGC lets the collector run less often unless the operator set GOGC
-// or GOMEMLIMIT: the live heap is 1-2 MiB, so the default GOGC=100 ran
-// about 80 collections a second at 2,000 reviews/s, 17% of the CPU. With
-// 400 and a 48 MiB soft limit, throughput at 8 connections rose from
-// 0.60x to 0.81x the floor and open-loop p99 at 2,000/s fell from 8.4 to
-// 2.8 ms, with peak RSS 46-54 MiB (docs/performance.md).
+// or GOMEMLIMIT: the live heap is small, so under load the default
+// collects many times a second, a large share of the CPU; the soft limit
+// bounds the memory that room costs (docs/performance.md, "Measurements
+// behind choices in the code").
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)

@@ -1,7 +1,7 @@
 // Package jsonenc appends JSON to byte slices for the two hot outputs, the
 // engine's patch and the webhook's response. encoding/json re-validates and
-// compacts every Marshaler's output at each level, which made encoding cost
-// more than computing what is encoded.
+// compacts every Marshaler's output at each level, which costs more than
+// computing what is encoded.
 package jsonenc
 
 import "encoding/json"

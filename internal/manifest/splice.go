@@ -15,10 +15,10 @@ import (
 // engine's changes in it: new keys and list items are inserted as text at
 // the end of their block, replaced scalars are replaced in place, and
 // everything else (comments, quoting, key order, blank lines) stays byte
-// for byte. It costs a fraction of re-rendering the document, which also
-// dropped comments. What it cannot place safely (flow style, a key set to
-// null, a multi-line scalar) makes it decline, and the document is then
-// rendered from the patched JSON as before.
+// for byte. It costs a fraction of re-rendering the document, and keeps
+// the comments rendering drops. What it cannot place safely (flow style,
+// a key set to null, a multi-line scalar) makes it decline, and the
+// document is then rendered from the patched JSON.
 
 // errDecline: the patch cannot be spliced; render the document instead.
 var errDecline = errors.New("cannot splice")

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
-
 	"github.com/pod-hardener/pod-hardener/internal/testcorpus"
 	"github.com/pod-hardener/pod-hardener/mutate"
 	"github.com/pod-hardener/pod-hardener/profiles"
@@ -73,9 +71,7 @@ func spliceAlone(t *testing.T, files []string) {
 				v, _ := o.ValueJSON()
 				ops[i] = Op{Op: o.Op, Path: o.Path, Value: v}
 			}
-			pb, _ := mutate.Patch(all)
-			p, _ := jsonpatch.DecodePatch(pb)
-			want, err := p.Apply(d.JSON)
+			want, err := mutate.Apply(d.JSON, all)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -113,18 +113,7 @@ func hbHarden(raw []byte, prof *profiles.Profile) ([]byte, *mutate.Result, error
 	if res.Denied {
 		return nil, nil, fmt.Errorf("denied: %s", res.Message)
 	}
-	if len(res.Operations) == 0 {
-		return raw, res, nil
-	}
-	p, err := mutate.Patch(res.Operations)
-	if err != nil {
-		return nil, nil, err
-	}
-	patch, err := jsonpatch.DecodePatch(p)
-	if err != nil {
-		return nil, nil, err
-	}
-	out, err := patch.Apply(raw)
+	out, err := mutate.Apply(raw, res.Operations)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -54,7 +54,6 @@ type Decision struct {
 	// Outcome labels the reviews metric: hardened, unchanged, denied,
 	// skipped, and in report mode would-harden or would-deny.
 	Outcome string
-	Result  *mutate.Result
 }
 
 // NamespaceLookup returns a namespace's labels. An error means the labels
@@ -92,7 +91,7 @@ const warningPrefix = "pod-hardener: "
 // `kubectl apply --dry-run=server` shows what a real apply stores.
 func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	if r.Group != "" || r.Resource != "pods" {
-		return d.skip(r, "not a pod"), nil
+		return skipped("not a pod"), nil
 	}
 	var opts mutate.Options
 	switch {
@@ -103,11 +102,11 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 			return nil, err
 		}
 		if len(added) == 0 {
-			return d.skip(r, "no new ephemeral container"), nil
+			return skipped("no new ephemeral container"), nil
 		}
 		opts.EphemeralOnly = added
 	default:
-		return d.skip(r, "operation not hardened"), nil
+		return skipped("operation not hardened"), nil
 	}
 	if len(r.Object) == 0 && r.Pod == nil {
 		return nil, fmt.Errorf("request %s has no object", r.UID)
@@ -116,7 +115,7 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	// be changed; only a node may create them. The annotation alone, which
 	// anyone can write, never skips hardening.
 	if r.Operation == "CREATE" && strings.HasPrefix(r.User, "system:node:") && r.hasMirrorAnnotation() {
-		return d.skip(r, "mirror pod created by a node"), nil
+		return skipped("mirror pod created by a node"), nil
 	}
 
 	cfg := d.config.Load()
@@ -142,7 +141,7 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hardening %s: %w", describe(r), err)
 	}
-	dec := &Decision{Result: res, AuditAnnotations: map[string]string{}}
+	dec := &Decision{AuditAnnotations: map[string]string{}}
 	if lookupWarning != "" {
 		res.Warnings = append([]string{lookupWarning}, res.Warnings...)
 		dec.AuditAnnotations["namespace-lookup"] = "failed"
@@ -170,7 +169,7 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	}
 	d.metrics.observe(res)
 	if res.Report {
-		return reportDecision(dec), nil
+		return reportDecision(dec, res), nil
 	}
 	if res.Denied {
 		dec.Message = res.Message
@@ -193,8 +192,7 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 // reportDecision answers a pod reviewed in report mode: allowed, with no
 // patch whatever the result holds, and audit annotations saying what
 // hardening would have done.
-func reportDecision(dec *Decision) *Decision {
-	res := dec.Result
+func reportDecision(dec *Decision, res *mutate.Result) *Decision {
 	dec.Allowed = true
 	dec.Patch = nil
 	dec.AuditAnnotations["mode"] = string(profiles.RolloutReport)
@@ -218,7 +216,7 @@ func reportDecision(dec *Decision) *Decision {
 	return dec
 }
 
-func (d *Decider) skip(r *Request, why string) *Decision {
+func skipped(why string) *Decision {
 	return &Decision{Allowed: true, Outcome: "skipped", AuditAnnotations: map[string]string{"skipped": why}}
 }
 

@@ -153,7 +153,9 @@ func TestHandlerPatchEqualsEngineAndIsIdempotent(t *testing.T) {
 		t.Fatalf("response %+v", resp)
 	}
 	got := applyPatch(t, futurePod, resp.Patch)
-	want, err := mutate.Harden(context.Background(), []byte(futurePod), mutate.Input{Profile: e.decider.Config().DefaultProfileResolved()})
+	cfg := e.decider.Config()
+	prof, _ := cfg.Profile(cfg.DefaultProfile)
+	want, err := mutate.Harden(context.Background(), []byte(futurePod), mutate.Input{Profile: prof})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,11 +6,11 @@ package server
 // would drop fields this build does not know); kubewebhook's measured-webhook
 // wrapper around it feeds the latency histogram, through closedLabels so
 // that no label value comes from the request. The HTTP layer is ours (with
-// body.go, which bounds the memory bodies take):
-// kubewebhook's handler decodes every body twice (once to find its kind,
-// once into the typed review), which costs as much as the floor webhook's
-// whole review, has no field for audit annotations, and panics on a review
-// without a request. See docs/performance.md.
+// body.go, which bounds the memory bodies take): kubewebhook's handler
+// decodes every body twice (once to find its kind, once into the typed
+// review), which costs about as much as a whole review, has no field for
+// audit annotations, and panics on a review without a request. See
+// docs/performance.md.
 
 import (
 	"context"

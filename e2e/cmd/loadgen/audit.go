@@ -21,7 +21,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +31,6 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/pod-hardener/pod-hardener/e2e/cluster"
-	"github.com/pod-hardener/pod-hardener/mutate"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
@@ -306,7 +304,11 @@ func populate(ctx context.Context, cs kubernetes.Interface, cfg *profiles.Config
 	}
 	for i := range jobs {
 		if ns := jobs[i].ns; ns[len(ns)-1]%2 == 1 {
-			h, err := hardenLikeWebhook(cfg, ns, jobs[i].pod)
+			raw, err := json.Marshal(jobs[i].pod)
+			if err != nil {
+				return err
+			}
+			h, err := hardenLikeWebhook(cfg, profiles.Facts{Namespace: ns, NamespaceKnown: true}, raw, false)
 			if err != nil {
 				return err
 			}
@@ -339,30 +341,4 @@ func populate(ctx context.Context, cs kubernetes.Interface, cfg *profiles.Config
 	}
 	wg.Wait()
 	return first
-}
-
-// hardenLikeWebhook returns the pod the webhook would have stored.
-func hardenLikeWebhook(cfg *profiles.Config, ns string, p *corev1.Pod) (*corev1.Pod, error) {
-	raw, err := json.Marshal(p)
-	if err != nil {
-		return nil, err
-	}
-	res, err := mutate.Review(context.Background(), cfg, raw, profiles.Facts{Namespace: ns, NamespaceKnown: true}, mutate.Options{})
-	if err != nil {
-		return nil, err
-	}
-	pb, err := mutate.Patch(res.Operations)
-	if err != nil {
-		return nil, err
-	}
-	patch, err := jsonpatch.DecodePatch(pb)
-	if err != nil {
-		return nil, err
-	}
-	out, err := patch.Apply(raw)
-	if err != nil {
-		return nil, err
-	}
-	var h corev1.Pod
-	return &h, json.Unmarshal(out, &h)
 }

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/spf13/viper"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -173,33 +172,34 @@ func reviewBody(pod []byte) []byte { return admissiontest.CreateReview(pod, "", 
 // review namespace) to a raw pod and serializes the result through
 // corev1.Pod, as the API server stores and re-sends it.
 func hardenRaw(cfg *profiles.Config, raw []byte) ([]byte, error) {
-	res, err := mutate.Review(context.Background(), cfg, raw, profiles.Facts{Namespace: reviewNamespace, NamespaceKnown: true,
-		User: "system:serviceaccount:kube-system:replicaset-controller"}, mutate.Options{})
+	typed, err := hardenLikeWebhook(cfg, profiles.Facts{Namespace: reviewNamespace, NamespaceKnown: true,
+		User: "system:serviceaccount:kube-system:replicaset-controller"}, raw, true)
 	if err != nil {
 		return nil, err
 	}
-	if res.Denied {
+	return json.Marshal(typed)
+}
+
+// hardenLikeWebhook returns the pod the webhook would have stored: the
+// engine's patch applied to raw. With refuseDenied a pod the engine
+// denies is an error; without, it comes back as it was.
+func hardenLikeWebhook(cfg *profiles.Config, f profiles.Facts, raw []byte, refuseDenied bool) (*corev1.Pod, error) {
+	res, err := mutate.Review(context.Background(), cfg, raw, f, mutate.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if res.Denied && refuseDenied {
 		return nil, fmt.Errorf("denied: %s", res.Message)
 	}
-	out := raw
-	if len(res.Operations) > 0 {
-		pb, err := mutate.Patch(res.Operations)
-		if err != nil {
-			return nil, err
-		}
-		p, err := jsonpatch.DecodePatch(pb)
-		if err != nil {
-			return nil, err
-		}
-		if out, err = p.Apply(raw); err != nil {
-			return nil, err
-		}
+	out, err := mutate.Apply(raw, res.Operations)
+	if err != nil {
+		return nil, err
 	}
 	var typed corev1.Pod
 	if err := json.Unmarshal(out, &typed); err != nil {
 		return nil, err
 	}
-	return json.Marshal(&typed)
+	return &typed, nil
 }
 
 // loadConfig reads config.yaml as the webhook does.

@@ -242,14 +242,7 @@ func TestRegistryFaults(t *testing.T) {
 func TestPullSecretCredentials(t *testing.T) {
 	reg := registrytest.New(t)
 	reg.Push(t, "private:1", registrytest.Image(t, v1.Config{User: "42"}))
-	reg.SetWrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-		if u, p, ok := r.BasicAuth(); !ok || u != "puller" || p != "s3cret" {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			http.Error(w, "", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	reg.RequireBasicAuth("puller", "s3cret")
 	ref := reg.Host + "/private:1"
 	r, _ := newResolver(t, Config{})
 	if f := lookupOne(t, r, ref, Request{}); !strings.Contains(f.Err, "401") && !strings.Contains(f.Err, "UNAUTHORIZED") {

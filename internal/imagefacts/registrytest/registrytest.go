@@ -137,3 +137,16 @@ func (r *Registry) PushIndex(t testing.TB, repo string, imgs ...PlatformImage) s
 	idx := ggmutate.AppendManifests(empty.Index, adds...)
 	return r.push(t, repo, idx.Digest, func(ref name.Reference) error { return remote.WriteIndex(ref, idx) })
 }
+
+// RequireBasicAuth makes the registry answer 401 to any request without
+// these credentials.
+func (r *Registry) RequireBasicAuth(user, password string) {
+	r.SetWrap(func(w http.ResponseWriter, req *http.Request, next http.Handler) {
+		if u, p, ok := req.BasicAuth(); !ok || u != user || p != password {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, "", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
+}

@@ -49,6 +49,7 @@ type specView struct {
 	Containers                   []containerView `json:"containers"`
 	InitContainers               []containerView `json:"initContainers"`
 	EphemeralContainers          []containerView `json:"ephemeralContainers"`
+	imageLookupView
 }
 
 type osView struct {
@@ -85,10 +86,29 @@ type volumeView struct {
 }
 
 type containerView struct {
-	Name            string            `json:"name"`
+	Name string `json:"name"`
+	// Image keys the container's entry in Input.Images.
+	Image           imageRef          `json:"image"`
 	SecurityContext *scView           `json:"securityContext"`
 	VolumeMounts    []volumeMountView `json:"volumeMounts"`
 	containerHostsView
+}
+
+// imageRef is a container's image. Anything but a JSON string reads as ""
+// (no facts): the API server says what is wrong with it, and hardening an
+// offline manifest does not stop there.
+type imageRef string
+
+func (r *imageRef) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '"' {
+		return nil
+	}
+	var s string
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(b, &s); err != nil {
+		return nil
+	}
+	*r = imageRef(s)
+	return nil
 }
 
 type volumeMountView struct {

@@ -34,8 +34,8 @@ type ImageLookup struct {
 // service account's), each a request to the API server.
 const maxPullSecrets = 8
 
-// secretsTimeout bounds reading a pod's pull secrets; it runs only when a
-// registry asks for credentials, inside the fetch's own timeout.
+// secretsTimeout bounds reading a pod's pull secrets; it runs only when an
+// image must be fetched, inside the fetch's own timeout.
 const secretsTimeout = 2 * time.Second
 
 // lookupPod is the request's pod as the engine reads it: decoded with
@@ -71,8 +71,8 @@ func (l *ImageLookup) lookup(ctx context.Context, r *Request, cfg *profiles.Conf
 	return l.Resolver.LookupPod(ctx, pod, only, l.Platform, q)
 }
 
-// podKeychain reads a pod's pull credentials the first time a registry
-// asks for them, so a lookup answered from the cache costs the API server
+// podKeychain reads a pod's pull credentials the first time a fetch
+// resolves them, so a lookup answered from the cache costs the API server
 // nothing: the pod's imagePullSecrets, then its service account's, as the
 // kubelet uses them. A secret that cannot be read is skipped, as the
 // kubelet skips it; the registry's 401 then says what is missing.

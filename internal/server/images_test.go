@@ -198,6 +198,15 @@ func TestHandlerPullSecretsFromServiceAccount(t *testing.T) {
 			if e.lookups(t, c.result) != 1 {
 				t.Fatalf("lookups{result=%s} != 1", c.result)
 			}
+			if c.result != "fetched" {
+				return
+			}
+			// Warm, the lookup asks the API server nothing.
+			calls := len(client.Actions())
+			e.send(t, review{obj: c.pod}.JSON())
+			if e.lookups(t, "cached") != 1 || len(client.Actions()) != calls {
+				t.Fatalf("warm lookup: cached %v, API calls %d -> %d", e.lookups(t, "cached"), calls, len(client.Actions()))
+			}
 		})
 	}
 }

@@ -169,6 +169,11 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	if len(res.Failures) > 0 {
 		dec.AuditAnnotations[res.Level()+"-failures"] = strings.Join(res.Failures, ",")
 	}
+	if len(res.ImageDecisions) > 0 {
+		// Also in report mode and on a denial, where the pod carries no
+		// annotation: the audit log is then the only record.
+		dec.AuditAnnotations["image-decisions"] = strings.Join(res.ImageDecisions, ",")
+	}
 	if len(res.Conflicts) > 0 {
 		var cs []string
 		for _, c := range res.Conflicts {

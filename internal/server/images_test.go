@@ -72,6 +72,10 @@ func TestHandlerLooksUpImages(t *testing.T) {
 	if resp == nil || !resp.Allowed || len(resp.Patch) == 0 {
 		t.Fatalf("not hardened: %+v", resp)
 	}
+	// The named user's ids reach the audit log as the engine decided them.
+	if got := resp.AuditAnnotations["image-decisions"]; !strings.Contains(got, "user=1000:1000@c0") {
+		t.Fatalf("audit annotation image-decisions = %q, want user=1000:1000@c0 among them", got)
+	}
 	if n := e.lookups(t, "fetched"); n != 2 {
 		t.Fatalf("lookups fetched = %v, want 2 (two distinct images)", n)
 	}

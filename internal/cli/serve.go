@@ -20,7 +20,7 @@ import (
 
 // serveKeys are the serve settings: each a flag, a key under `server:` in
 // config.yaml, and an environment variable POD_HARDENER_<KEY> (upper case).
-var serveKeys = []string{"listen", "metricsListen", "tlsCertFile", "tlsKeyFile", "kubeconfig", "devCerts", "http2", "shutdownDelay", "logLevel"}
+var serveKeys = []string{"listen", "metricsListen", "tlsCertFile", "tlsKeyFile", "kubeconfig", "devCerts", "http2", "shutdownDelay", "logLevel", "auditInterval", "auditNamespaceLabel"}
 
 func newServeCmd(v *viper.Viper) *cobra.Command {
 	cmd := &cobra.Command{
@@ -51,6 +51,8 @@ variable: --metrics-listen, server.metricsListen, POD_HARDENER_METRICSLISTEN.`,
 	f.Bool("http2", false, "serve HTTP/2 too (off: CVE-2023-44487)")
 	f.Duration("shutdown-delay", 0, "after SIGTERM, keep serving this long with /readyz failing, so endpoints drop the pod first")
 	f.String("log-level", "info", "debug, info, warn or error")
+	f.Duration("audit-interval", 0, "keep an audit of every pod current and export it on /metrics, every pod evaluated again this often (0: off; needs list/watch pods)")
+	f.Bool("audit-namespace-label", true, "audit metrics per namespace (off for very large clusters: summed over the cluster)")
 	for _, k := range serveKeys {
 		flag := camelToKebab(k)
 		_ = v.BindPFlag("server."+k, f.Lookup(flag))
@@ -100,6 +102,10 @@ func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
 	if err != nil && v.GetString("server.shutdownDelay") != "" {
 		return &exitError{ExitInvalid, fmt.Errorf("shutdown delay: %w", err)}
 	}
+	auditEvery, err := time.ParseDuration(v.GetString("server.auditInterval"))
+	if err != nil || auditEvery < 0 {
+		return &exitError{ExitInvalid, fmt.Errorf("audit interval %q: a duration of 0 (off) or more, e.g. 5m", v.GetString("server.auditInterval"))}
+	}
 	logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	tuneGC()
 	err = server.Run(ctx, server.Options{
@@ -115,6 +121,9 @@ func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
 		Logger:        logger,
 		Out:           cmd.OutOrStdout(),
 		Viper:         v,
+
+		AuditInterval:       auditEvery,
+		AuditNamespaceLabel: v.GetBool("server.auditNamespaceLabel"),
 	})
 	if err != nil {
 		logger.Error("serve failed", "error", err)

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/pod-hardener/pod-hardener/internal/audit"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
@@ -49,6 +50,11 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// ConfigPollInterval: how often config.yaml is checked for changes.
 	ConfigPollInterval time.Duration
+	// AuditInterval > 0 keeps an audit of every pod current from a pod
+	// informer and exports it on /metrics (audit.Live), evaluating every
+	// pod again this often; AuditNamespaceLabel keeps its namespace label.
+	AuditInterval       time.Duration
+	AuditNamespaceLabel bool
 
 	Logger *slog.Logger
 	Out    io.Writer // dev-certs output
@@ -118,6 +124,7 @@ func Run(ctx context.Context, o Options) error {
 	defer stop()
 	var ns NamespaceLookup = NoNamespaces{}
 	var synced = func() bool { return true }
+	var client kubernetes.Interface
 	restCfg, err := kubeConfig(o.Kubeconfig)
 	switch {
 	case o.Namespaces != nil:
@@ -127,14 +134,23 @@ func Run(ctx context.Context, o Options) error {
 	case restCfg == nil:
 		log.Warn("no kubeconfig and not in a cluster: namespace labels are not read; config rules by namespace name still apply")
 	default:
-		client, err := kubernetes.NewForConfig(restCfg)
-		if err != nil {
+		if client, err = kubernetes.NewForConfig(restCfg); err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
 		}
 		inf := NewInformerNamespaces(ctx, client, log)
 		ns, synced = inf, inf.Synced
 	}
 	decider := NewDecider(cfg, ns, metrics)
+	if o.AuditInterval > 0 {
+		if client == nil {
+			return errors.New("--audit-interval needs cluster access: --kubeconfig, or run in a pod")
+		}
+		live := audit.NewLive(client, audit.LiveOptions{Interval: o.AuditInterval, NamespaceLabel: o.AuditNamespaceLabel, Config: decider.Config, Log: log})
+		reg.MustRegister(live)
+		if err := live.Run(ctx); err != nil {
+			return err
+		}
+	}
 	if path := o.Viper.ConfigFileUsed(); path != "" {
 		watchConfig(ctx, o.Viper, path, o.ConfigPollInterval, decider, metrics, log)
 	}

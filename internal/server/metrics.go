@@ -56,12 +56,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		CertNotAfter: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pod_hardener_certificate_not_after_timestamp_seconds",
 			Help: "When the serving certificate in use expires (Unix time); set on every load."}),
 	}
-	// The failure series exist from the start, at 0: an alert's rate()
+	// The failure and reload series exist from the start, at 0: an alert's rate()
 	// then has data before the first failure, and a query naming them
 	// is known to be valid.
 	m.Reviews.WithLabelValues("CREATE", "error")
 	m.Unreviewed.WithLabelValues("too_large")
 	m.Unreviewed.WithLabelValues("busy")
+	m.ConfigReloads.WithLabelValues("error")
+	m.ConfigReloads.WithLabelValues("success")
 	reg.MustRegister(m.Reviews, m.Patches, m.WouldPatch, m.Exemptions, m.Conflicts, m.ConfigReloads, m.NamespaceFailures, m.Panics, m.BadRequests, m.Unreviewed, m.CertReloads, m.CertNotAfter)
 	return m
 }

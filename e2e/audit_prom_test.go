@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -245,7 +244,7 @@ scrape_configs:
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freeLoopbackPort(t)
+	port := cluster.FreePort()
 	proc, err := env.Run("prometheus", bin, "--config.file", configPath, "--storage.tsdb.path", filepath.Join(dir, "data"),
 		"--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
@@ -422,14 +421,4 @@ func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-}
-
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -54,12 +56,18 @@ type Live struct {
 	duration time.Duration
 	failures float64
 
+	// specs interns pod specs by content (slimPod): replicas share one.
+	specsMu sync.Mutex
+	specs   map[[sha256.Size]byte]*corev1.PodSpec
+
 	podsDesc, driftDesc, exemptDesc, unreviewedDesc *prometheus.Desc
 	lastDesc, durationDesc, failuresDesc            *prometheus.Desc
 }
 
 // livePod is one pod's verdict, a few bytes: 10,000 pods cost little.
 type livePod struct {
+	// eval evaluated it: a pass skips pods evaluated under the config in use.
+	eval       *evaluator
 	namespace  string
 	status     Status
 	drift      []string // drift kinds
@@ -81,7 +89,7 @@ func NewLive(client kubernetes.Interface, o LiveOptions) *Live {
 	}
 	with := func(extra ...string) []string { return append(append([]string(nil), nsLabel...), extra...) }
 	return &Live{
-		o: o, client: client, results: map[string]livePod{},
+		o: o, client: client, results: map[string]livePod{}, specs: map[[sha256.Size]byte]*corev1.PodSpec{},
 		podsDesc: prometheus.NewDesc("pod_hardener_audit_pods",
 			"Pods by audit status (hardened, exempt, would-change, conflict), as `pod-hardener audit` judges them.", with("status"), nil),
 		driftDesc: prometheus.NewDesc("pod_hardener_audit_drifted_pods",
@@ -107,7 +115,7 @@ func (l *Live) Run(ctx context.Context) error {
 	}
 	f := informers.NewSharedInformerFactory(l.client, 0)
 	podInf := f.Core().V1().Pods().Informer()
-	if err := podInf.SetTransform(slimPod); err != nil {
+	if err := podInf.SetTransform(l.slimPod); err != nil {
 		return fmt.Errorf("pod informer: %w", err)
 	}
 	nsInf := f.Core().V1().Namespaces()
@@ -172,10 +180,13 @@ func (l *Live) Run(ctx context.Context) error {
 }
 
 // slimPod keeps of a pod what its evaluation reads, so the informer's
-// cache holds little more than the specs: managed fields, labels, status
-// and kubectl's copy of the last applied manifest are dropped. Labels do
-// not change a review (the evaluation strips them too).
-func slimPod(obj any) (any, error) {
+// cache holds little more than one spec per distinct pod: managed fields,
+// labels, status and kubectl's copy of the last applied manifest are
+// dropped, and the spec is kept as the evaluation reads it (reviewed: no
+// node, hostname or token volume suffix), its slices shared with every
+// replica whose spec is the same. The node is kept for mirror pods, which
+// the evaluation tells apart by it.
+func (l *Live) slimPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil
@@ -189,10 +200,27 @@ func slimPod(obj any) (any, error) {
 			}
 		}
 	}
+	spec := reviewed(p).Spec
+	if raw, err := json.Marshal(&spec); err == nil {
+		key := sha256.Sum256(raw)
+		l.specsMu.Lock()
+		if shared, ok := l.specs[key]; ok {
+			spec = *shared
+		} else {
+			if len(l.specs) >= maxCached {
+				clear(l.specs)
+			}
+			l.specs[key] = &spec
+		}
+		l.specsMu.Unlock()
+	}
+	if _, ok := ann[mirrorAnnotation]; ok {
+		spec.NodeName = p.Spec.NodeName
+	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, GenerateName: p.GenerateName,
 			UID: p.UID, ResourceVersion: p.ResourceVersion, Annotations: ann, OwnerReferences: p.OwnerReferences},
-		Spec: p.Spec,
+		Spec: spec,
 	}, nil
 }
 
@@ -268,20 +296,25 @@ func (l *Live) evaluateLocked(key string, p *corev1.Pod) {
 		l.o.Log.Warn("audit: pod not evaluated", "pod", key, "error", err)
 		return
 	}
-	lp := livePod{namespace: p.Namespace, status: r.status, exempt: r.exempted != "", unreviewed: !r.reviewed}
+	lp := livePod{eval: l.eval, namespace: p.Namespace, status: r.status, exempt: r.exempted != "", unreviewed: !r.reviewed}
 	for _, d := range r.drift {
 		lp.drift = append(lp.drift, d.kind)
 	}
 	l.results[key] = lp
 }
 
-// Pass evaluates every pod in the informer's cache again, one at a time,
-// so a scrape waits for one pod's evaluation at most.
+// Pass brings every pod in the informer's cache up to date, one at a
+// time, so a scrape waits for one pod's evaluation at most. Pod changes
+// and namespace relabelling are evaluated as they arrive; what a pass
+// adds is a config reload (a new evaluator), so a pod already evaluated
+// under the config in use is skipped.
 func (l *Live) Pass() {
 	start := time.Now()
 	for _, key := range l.pods.ListKeys() {
 		l.mu.Lock()
-		l.evaluateKeyLocked(key)
+		if r, ok := l.results[key]; !ok || r.eval != l.evaluatorLocked() {
+			l.evaluateKeyLocked(key)
+		}
 		l.mu.Unlock()
 	}
 	l.mu.Lock()

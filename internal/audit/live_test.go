@@ -256,3 +256,45 @@ func TestLiveWithoutNamespaceLabel(t *testing.T) {
 		t.Errorf("drifted (profile): %g, want 1", got)
 	}
 }
+
+// TestLiveCacheSharesReplicaSpecs: replicas that differ only in what the
+// evaluation ignores (names, node, the token volume's suffix) share one
+// spec in the informer's cache, and evaluate as before; a mirror pod keeps
+// its node.
+func TestLiveCacheSharesReplicaSpecs(t *testing.T) {
+	cfg := loadTestConfig(t)
+	l := NewLive(nil, LiveOptions{Config: func() *profiles.Config { return cfg }})
+	slim := func(p *corev1.Pod) *corev1.Pod {
+		t.Helper()
+		o, err := l.slimPod(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.(*corev1.Pod)
+	}
+	a, b := slim(replica(0, "abcde")), slim(replica(1, "vwxyz"))
+	if &a.Spec.Containers[0] != &b.Spec.Containers[0] || &a.Spec.Volumes[0] != &b.Spec.Volumes[0] {
+		t.Error("two replicas keep two copies of the same spec")
+	}
+	if a.Name != "web-7d9f-0" || b.UID != "uid-1" || b.ResourceVersion != "101" || a.Labels != nil || a.Spec.NodeName != "" {
+		t.Errorf("slim pods: %+v / %+v", a.ObjectMeta, b.ObjectMeta)
+	}
+	f := profiles.Facts{Namespace: "apps", NamespaceKnown: true}
+	full, err := newEvaluator(cfg).evaluate(f, replica(2, "qqqqq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := newEvaluator(cfg).evaluate(f, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.status != full.status || len(got.changes) != len(full.changes) || got.pssNow != full.pssNow {
+		t.Errorf("a cached pod evaluates as %s (%d changes, %s), the pod as stored as %s (%d, %s)",
+			got.status, len(got.changes), got.pssNow, full.status, len(full.changes), full.pssNow)
+	}
+	m := replica(3, "mmmmm")
+	m.Annotations = map[string]string{mirrorAnnotation: "x"}
+	if r, err := newEvaluator(cfg).evaluate(f, slim(m)); err != nil || r.status != Exempt {
+		t.Errorf("a cached mirror pod: %v, %v; want exempt", r, err)
+	}
+}

@@ -66,13 +66,21 @@ variable: --metrics-listen, server.metricsListen, POD_HARDENER_METRICSLISTEN.`,
 // about 80 collections a second at 2,000 reviews/s, 17% of the CPU. With
 // 400 and a 48 MiB soft limit, throughput at 8 connections rose from
 // 0.60x to 0.81x the floor and open-loop p99 at 2,000/s fell from 8.4 to
-// 2.8 ms, with peak RSS 46-54 MiB (docs/performance.md).
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
+// 2.8 ms, with peak RSS 46-54 MiB (docs/performance.md). The continuous
+// audit's cache grows with the cluster's pods: a soft limit below the live
+// heap makes the collector run back to back, and with that larger heap
+// the default GOGC already collects seldom. With it the limit is 192 MiB,
+// three quarters of deploy/'s 256 MiB (figures in docs/audit.md).
+func tuneGC(audit bool) {
+	if os.Getenv("GOGC") == "" && !audit {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(48 << 20)
+		limit := int64(48 << 20)
+		if audit {
+			limit = 192 << 20
+		}
+		debug.SetMemoryLimit(limit)
 	}
 }
 
@@ -107,7 +115,7 @@ func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
 		return &exitError{ExitInvalid, fmt.Errorf("audit interval %q: a duration of 0 (off) or more, e.g. 5m", v.GetString("server.auditInterval"))}
 	}
 	logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-	tuneGC()
+	tuneGC(auditEvery > 0)
 	err = server.Run(ctx, server.Options{
 		ConfigPath:    v.GetString("config"),
 		Listen:        v.GetString("server.listen"),

@@ -145,7 +145,15 @@ func Run(ctx context.Context, o Options) error {
 		if client == nil {
 			return errors.New("--audit-interval needs cluster access: --kubeconfig, or run in a pod")
 		}
-		live := audit.NewLive(client, audit.LiveOptions{Interval: o.AuditInterval, NamespaceLabel: o.AuditNamespaceLabel, Config: decider.Config, Log: log})
+		// Protobuf: a tenth of JSON's CPU and garbage to decode every pod.
+		pcfg := rest.CopyConfig(restCfg)
+		pcfg.ContentType = "application/vnd.kubernetes.protobuf"
+		pcfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+		pclient, err := kubernetes.NewForConfig(pcfg)
+		if err != nil {
+			return fmt.Errorf("kubernetes client: %w", err)
+		}
+		live := audit.NewLive(pclient, audit.LiveOptions{Interval: o.AuditInterval, NamespaceLabel: o.AuditNamespaceLabel, Config: decider.Config, Log: log})
 		reg.MustRegister(live)
 		if err := live.Run(ctx); err != nil {
 			return err

@@ -261,9 +261,9 @@ scrape_configs:
 	// hardened pods, a conflict kept under onConflict warn, an exemption
 	// honoured where config allows it, a namespace in report mode, and a
 	// request refused before review.
-	const nsProm, nsReport, nsExempt = "audit-prom", "audit-prom-report", "exempt-by-config"
+	const nsProm, nsReport, nsExempt = "audit-prom", "audit-prom-report", "audit-prom-exempt"
 	for ns, labels := range map[string]map[string]string{
-		nsProm: nil, nsReport: {"pod-hardener.io/mode": "report"}, nsExempt: nil,
+		nsProm: nil, nsReport: {"pod-hardener.io/mode": "report"}, nsExempt: {"pod-hardener.io/allow-exemptions": "true"},
 	} {
 		if err := ensureNamespace(ctx, ns, labels); err != nil {
 			t.Fatal(err)

@@ -181,8 +181,8 @@ func (l *Live) Run(ctx context.Context) error {
 
 // slimPod keeps of a pod what its evaluation reads, so the informer's
 // cache holds little more than one spec per distinct pod: managed fields,
-// labels, status and kubectl's copy of the last applied manifest are
-// dropped, and the spec is kept as the evaluation reads it (reviewed: no
+// labels, status, environment variables and kubectl's copy of the last
+// applied manifest are dropped, and the spec is kept as the evaluation reads it (reviewed: no
 // node, hostname or token volume suffix), its slices shared with every
 // replica whose spec is the same. The node is kept for mirror pods, which
 // the evaluation tells apart by it.
@@ -201,6 +201,15 @@ func (l *Live) slimPod(obj any) (any, error) {
 		}
 	}
 	spec := reviewed(p).Spec
+	// Environment variables, which may hold credentials, are read by
+	// neither the engine nor the PSS checks: the cache does not keep them.
+	spec.Containers, spec.InitContainers = withoutEnv(spec.Containers), withoutEnv(spec.InitContainers)
+	if len(spec.EphemeralContainers) > 0 {
+		spec.EphemeralContainers = append([]corev1.EphemeralContainer(nil), spec.EphemeralContainers...)
+		for i := range spec.EphemeralContainers {
+			spec.EphemeralContainers[i].Env, spec.EphemeralContainers[i].EnvFrom = nil, nil
+		}
+	}
 	if raw, err := json.Marshal(&spec); err == nil {
 		key := sha256.Sum256(raw)
 		l.specsMu.Lock()
@@ -222,6 +231,17 @@ func (l *Live) slimPod(obj any) (any, error) {
 			UID: p.UID, ResourceVersion: p.ResourceVersion, Annotations: ann, OwnerReferences: p.OwnerReferences},
 		Spec: spec,
 	}, nil
+}
+
+func withoutEnv(cs []corev1.Container) []corev1.Container {
+	if len(cs) == 0 {
+		return cs
+	}
+	out := append([]corev1.Container(nil), cs...)
+	for i := range out {
+		out[i].Env, out[i].EnvFrom = nil, nil
+	}
+	return out
 }
 
 // evaluatorLocked returns the evaluator for the config in use, a new one

@@ -279,8 +279,19 @@ func TestLiveCacheSharesReplicaSpecs(t *testing.T) {
 	if a.Name != "web-7d9f-0" || b.UID != "uid-1" || b.ResourceVersion != "101" || a.Labels != nil || a.Spec.NodeName != "" {
 		t.Errorf("slim pods: %+v / %+v", a.ObjectMeta, b.ObjectMeta)
 	}
+	withEnv := replica(4, "eeeee")
+	withEnv.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "DB_PASSWORD", Value: "hunter2"}}
+	withEnv.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}}}}
+	if e := slim(withEnv); e.Spec.Containers[0].Env != nil || e.Spec.Containers[0].EnvFrom != nil {
+		t.Errorf("the cache keeps environment variables: %+v", e.Spec.Containers[0].Env)
+	} else if &e.Spec.Containers[0] != &a.Spec.Containers[0] {
+		t.Error("a replica with environment variables does not share the spec of one without")
+	}
+	if withEnv.Spec.Containers[0].Env == nil {
+		t.Error("slimPod changed the pod it was given")
+	}
 	f := profiles.Facts{Namespace: "apps", NamespaceKnown: true}
-	full, err := newEvaluator(cfg).evaluate(f, replica(2, "qqqqq"))
+	full, err := newEvaluator(cfg).evaluate(f, withEnv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,9 +99,9 @@ func NewLive(client kubernetes.Interface, o LiveOptions) *Live {
 		unreviewedDesc: prometheus.NewDesc("pod_hardener_audit_unreviewed_pods",
 			"Pods the webhook never reviewed (created before it, while it was down under failurePolicy Ignore, or outside its namespaceSelector).", with(), nil),
 		lastDesc: prometheus.NewDesc("pod_hardener_audit_last_run_timestamp_seconds",
-			"When every pod was last evaluated (Unix time).", nil, nil),
+			"When the last pass ended, every pod's status then today's (Unix time).", nil, nil),
 		durationDesc: prometheus.NewDesc("pod_hardener_audit_run_duration_seconds",
-			"How long the last evaluation of every pod took.", nil, nil),
+			"How long the last pass took (it evaluates the pods not yet evaluated under the config in use).", nil, nil),
 		failuresDesc: prometheus.NewDesc("pod_hardener_audit_evaluation_errors_total",
 			"Pods that could not be evaluated; they are left out of the counts.", nil, nil),
 	}

@@ -25,7 +25,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/pod-hardener/pod-hardener/internal/audit"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
@@ -51,8 +50,8 @@ type Options struct {
 	// ConfigPollInterval: how often config.yaml is checked for changes.
 	ConfigPollInterval time.Duration
 	// AuditInterval > 0 keeps an audit of every pod current from a pod
-	// informer and exports it on /metrics (audit.Live), evaluating every
-	// pod again this often; AuditNamespaceLabel keeps its namespace label.
+	// informer and exports it on /metrics (audit.Live), with a pass this
+	// often; AuditNamespaceLabel keeps its namespace label.
 	AuditInterval       time.Duration
 	AuditNamespaceLabel bool
 
@@ -124,7 +123,6 @@ func Run(ctx context.Context, o Options) error {
 	defer stop()
 	var ns NamespaceLookup = NoNamespaces{}
 	var synced = func() bool { return true }
-	var client kubernetes.Interface
 	restCfg, err := kubeConfig(o.Kubeconfig)
 	switch {
 	case o.Namespaces != nil:
@@ -134,7 +132,8 @@ func Run(ctx context.Context, o Options) error {
 	case restCfg == nil:
 		log.Warn("no kubeconfig and not in a cluster: namespace labels are not read; config rules by namespace name still apply")
 	default:
-		if client, err = kubernetes.NewForConfig(restCfg); err != nil {
+		client, err := kubernetes.NewForConfig(restCfg)
+		if err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
 		}
 		inf := NewInformerNamespaces(ctx, client, log)
@@ -142,21 +141,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	decider := NewDecider(cfg, ns, metrics)
 	if o.AuditInterval > 0 {
-		if client == nil {
-			return errors.New("--audit-interval needs cluster access: --kubeconfig, or run in a pod")
-		}
-		// Protobuf: cheaper than JSON to decode, for every pod listed
-		// and watched.
-		pcfg := rest.CopyConfig(restCfg)
-		pcfg.ContentType = "application/vnd.kubernetes.protobuf"
-		pcfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-		pclient, err := kubernetes.NewForConfig(pcfg)
-		if err != nil {
-			return fmt.Errorf("kubernetes client: %w", err)
-		}
-		live := audit.NewLive(pclient, audit.LiveOptions{Interval: o.AuditInterval, NamespaceLabel: o.AuditNamespaceLabel, Config: decider.Config, Log: log})
-		reg.MustRegister(live)
-		if err := live.Run(ctx); err != nil {
+		if err := startAudit(ctx, restCfg, o, decider, reg); err != nil {
 			return err
 		}
 	}

@@ -36,8 +36,9 @@ unit: lint ## every test but the e2e suite (no control plane needed)
 e2e: e2e-bins ## the e2e suite alone
 	POD_HARDENER_E2E=1 $(GO) test -count=1 -v -timeout 30m ./e2e/
 
-e2e-bins: ## build (once, cached) etcd, kube-apiserver, controller-manager, scheduler, kubelet, kwok, kubectl from the Go module proxy; install the node's containerd, runc, CNI plugins if missing
+e2e-bins: ## build (once, cached) etcd, kube-apiserver, controller-manager, scheduler, kubelet, kwok, kubectl from the Go module proxy; install the node's containerd, runc, CNI plugins if missing; Debian's prometheus for the dashboard test
 	@e2e/install-node-deps.sh
+	@e2e/install-prometheus.sh
 	@e2e/build-binaries.sh
 
 bench: ## engine and handler benchmarks beside their floors (and kubewebhook's stock path), with ratios

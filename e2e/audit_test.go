@@ -155,6 +155,19 @@ func TestAudit(t *testing.T) {
 	if r.Totals.Pods != 7 {
 		t.Errorf("audited %d pods, want 7", r.Totals.Pods)
 	}
+	// The webhook's continuous audit (restarted above, so its informer read
+	// these pods from scratch) counts the same pods the same way.
+	waitAuditMetrics(t, map[string]float64{
+		`pod_hardener_audit_pods{namespace="` + nsMain + `",status="would-change"}`: 3,
+		`pod_hardener_audit_pods{namespace="` + nsMain + `",status="hardened"}`:     1,
+		`pod_hardener_audit_pods{namespace="` + nsMain + `",status="conflict"}`:     1,
+		`pod_hardener_audit_pods{namespace="` + nsMain + `",status="exempt"}`:       0,
+		`pod_hardener_audit_unreviewed_pods{namespace="` + nsMain + `"}`:            3,
+		`pod_hardener_audit_pods{namespace="` + exempt + `",status="exempt"}`:       1,
+		`pod_hardener_audit_exempted_pods{namespace="` + exempt + `"}`:              1,
+		`pod_hardener_audit_pods{namespace="` + drift + `",status="would-change"}`:  1,
+		`pod_hardener_audit_drifted_pods{kind="profile",namespace="` + drift + `"}`: 1,
+	})
 	// The table leads with the namespaces, and --fail-on sets the exit code.
 	out, _, code = runAudit(t, "-l", auditLabel+"=1", "--fail-on", "conflict")
 	if code != 3 || !bytes.HasPrefix(out, []byte("NAMESPACE")) {

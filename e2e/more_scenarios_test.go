@@ -869,7 +869,8 @@ func TestDeployManifestsAccepted(t *testing.T) {
 	t.Logf("applied %d objects: %v", len(objs), kinds)
 
 	// deploy/'s RBAC: its ServiceAccount may read namespaces (what the
-	// informer needs), and nothing else this test asks about.
+	// informer needs) and list and watch pods (the continuous audit), and
+	// nothing else this test asks about.
 	canI := func(user string, groups []string, verb, resource string) bool {
 		t.Helper()
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user, Groups: groups,
@@ -886,7 +887,13 @@ func TestDeployManifestsAccepted(t *testing.T) {
 			t.Errorf("deploy/'s ServiceAccount cannot %s namespaces", verb)
 		}
 	}
-	for _, check := range [][2]string{{"list", "secrets"}, {"list", "pods"}, {"update", "namespaces"}} {
+	// The continuous audit's pod watch.
+	for _, verb := range []string{"list", "watch"} {
+		if !canI(saUser, saGroups, verb, "pods") {
+			t.Errorf("deploy/'s ServiceAccount cannot %s pods", verb)
+		}
+	}
+	for _, check := range [][2]string{{"list", "secrets"}, {"create", "pods"}, {"update", "namespaces"}} {
 		if canI(saUser, saGroups, check[0], check[1]) {
 			t.Errorf("deploy/'s ServiceAccount may %s %s", check[0], check[1])
 		}

@@ -42,6 +42,10 @@ func goBuild(root, pkg, out string, env []string, flags ...string) error {
 	return nil
 }
 
+// AuditInterval is the webhook's --audit-interval in the e2e suite: short,
+// so tests see a full pass soon after a restart.
+const AuditInterval = 2 * time.Second
+
 // Webhook is a running `pod-hardener serve`.
 type Webhook struct {
 	Proc       *Process
@@ -58,7 +62,8 @@ type Webhook struct {
 
 // StartWebhook runs the real binary on loopback with dev certificates, the
 // given config.yaml, and its own identity (user pod-hardener) limited by
-// RBAC to reading namespaces, as deploy/ grants it.
+// RBAC to reading namespaces and listing and watching pods, as deploy/
+// grants it. Its continuous audit evaluates every pod every AuditInterval.
 func (c *Cluster) StartWebhook(ctx context.Context, binary, config string, port int) (*Webhook, error) {
 	dir := filepath.Join(c.Dir, "webhook")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -87,7 +92,8 @@ func (c *Cluster) StartWebhook(ctx context.Context, binary, config string, port 
 	w.URL = fmt.Sprintf("https://127.0.0.1:%d/mutate", port)
 	w.MetricsURL = fmt.Sprintf("http://127.0.0.1:%d", metrics)
 	w.args = []string{"serve", "--dev-certs", w.CertsDir, "--config", w.ConfigPath, "--kubeconfig", kc,
-		"--listen", "127.0.0.1:" + strconv.Itoa(port), "--metrics-listen", "127.0.0.1:" + strconv.Itoa(metrics)}
+		"--listen", "127.0.0.1:" + strconv.Itoa(port), "--metrics-listen", "127.0.0.1:" + strconv.Itoa(metrics),
+		"--audit-interval", AuditInterval.String()}
 	return w, w.Start(ctx)
 }
 
@@ -114,7 +120,10 @@ func grantNamespaceRead(ctx context.Context, cs kubernetes.Interface, user strin
 	// Named apart from deploy/'s objects, which a test applies to the
 	// same cluster.
 	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pod-hardener-e2e"},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}}}}
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
+		}}
 	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating ClusterRole: %w", err)
 	}

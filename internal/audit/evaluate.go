@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -88,6 +89,16 @@ func (e *evaluator) evaluate(f profiles.Facts, p *corev1.Pod) (*podResult, error
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%t\x00", f.Namespace, f.NamespaceKnown)
+	// The labels are part of the key: a continuous audit keeps its
+	// evaluator while namespaces are relabelled.
+	keys := make([]string, 0, len(f.NamespaceLabels))
+	for k := range f.NamespaceLabels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\x00", k, f.NamespaceLabels[k])
+	}
 	h.Write(raw)
 	var key [sha256.Size]byte
 	h.Sum(key[:0])

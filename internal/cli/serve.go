@@ -22,7 +22,7 @@ import (
 
 // serveKeys are the serve settings: each a flag, a key under `server:` in
 // config.yaml, and an environment variable POD_HARDENER_<KEY> (upper case).
-var serveKeys = []string{"listen", "metricsListen", "tlsCertFile", "tlsKeyFile", "kubeconfig", "devCerts", "http2", "shutdownDelay", "logLevel",
+var serveKeys = []string{"listen", "metricsListen", "tlsCertFile", "tlsKeyFile", "kubeconfig", "devCerts", "http2", "shutdownDelay", "logLevel", "auditInterval", "auditNamespaceLabel",
 	"imageLookup", "imageLookupBudget", "imageLookupCacheSize", "imageLookupTagTtl", "imageLookupRegistryConcurrency",
 	"imageLookupMaxImages", "imageLookupPlatform", "imageLookupInsecureRegistries"}
 
@@ -63,6 +63,8 @@ variable: --metrics-listen, server.metricsListen, POD_HARDENER_METRICSLISTEN.`,
 	f.Int("image-lookup-max-images", 16, "the most distinct images looked up for one pod")
 	f.String("image-lookup-platform", "linux/amd64", "node platform when a pod selects none by nodeSelector")
 	f.StringSlice("image-lookup-insecure-registries", nil, "registry hosts (host:port) reached over plain HTTP")
+	f.Duration("audit-interval", 0, "keep an audit of every pod current and export it on /metrics, every pod evaluated again this often (0: off; needs list/watch pods)")
+	f.Bool("audit-namespace-label", true, "audit metrics per namespace (off for very large clusters: summed over the cluster)")
 	for _, k := range serveKeys {
 		flag := camelToKebab(k)
 		_ = v.BindPFlag("server."+k, f.Lookup(flag))
@@ -75,13 +77,21 @@ variable: --metrics-listen, server.metricsListen, POD_HARDENER_METRICSLISTEN.`,
 // or GOMEMLIMIT: the live heap is small, so under load the default
 // collects many times a second, a large share of the CPU; the soft limit
 // bounds the memory that room costs (docs/performance.md, "Measurements
-// behind choices in the code").
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
+// behind choices in the code"). The continuous audit's cache grows with
+// the cluster's pods: a soft limit below the live heap makes the collector
+// run back to back, and with that larger heap the default GOGC already
+// collects seldom, so with the audit on GOGC stays and the limit is three
+// quarters of deploy/'s 256 MiB (docs/audit.md).
+func tuneGC(audit bool) {
+	if os.Getenv("GOGC") == "" && !audit {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(48 << 20)
+		limit := int64(48 << 20)
+		if audit {
+			limit = 192 << 20
+		}
+		debug.SetMemoryLimit(limit)
 	}
 }
 
@@ -115,8 +125,12 @@ func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
 	if err != nil {
 		return &exitError{ExitInvalid, err}
 	}
+	auditEvery, err := time.ParseDuration(v.GetString("server.auditInterval"))
+	if err != nil || auditEvery < 0 {
+		return &exitError{ExitInvalid, fmt.Errorf("audit interval %q: a duration of 0 (off) or more, e.g. 5m", v.GetString("server.auditInterval"))}
+	}
 	logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-	tuneGC()
+	tuneGC(auditEvery > 0)
 	err = server.Run(ctx, server.Options{
 		ConfigPath:    v.GetString("config"),
 		Listen:        v.GetString("server.listen"),
@@ -132,6 +146,9 @@ func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
 		Logger:        logger,
 		Out:           cmd.OutOrStdout(),
 		Viper:         v,
+
+		AuditInterval:       auditEvery,
+		AuditNamespaceLabel: v.GetBool("server.auditNamespaceLabel"),
 	})
 	if err != nil {
 		logger.Error("serve failed", "error", err)

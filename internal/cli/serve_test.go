@@ -116,4 +116,17 @@ func TestServeRejectsBadSettings(t *testing.T) {
 	if code == 0 || !strings.Contains(errs, "--tls-cert-file") {
 		t.Errorf("serve without certificates: exit %d: %s", code, errs)
 	}
+	for _, bad := range []string{"300", "-1m", "often"} {
+		_ = os.WriteFile(cfg, []byte("server:\n  auditInterval: \""+bad+"\"\n"), 0o600)
+		_, errs, code = runCLI(t, "", "serve", "--config", cfg)
+		if code != ExitInvalid || !strings.Contains(errs, "audit interval") {
+			t.Errorf("server.auditInterval %q: exit %d: %s", bad, code, errs)
+		}
+	}
+	// On, without a cluster to watch: refused, not silently off.
+	_, errs, code = runCLI(t, "", "serve", "--audit-interval", "1m", "--dev-certs", filepath.Join(dir, "certs"),
+		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0")
+	if code == 0 || !strings.Contains(errs, "--audit-interval needs cluster access") {
+		t.Errorf("--audit-interval without a cluster: exit %d: %s", code, errs)
+	}
 }

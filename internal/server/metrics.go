@@ -1,6 +1,8 @@
 package server
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pod-hardener/pod-hardener/mutate"
@@ -23,6 +25,7 @@ type Metrics struct {
 	BadRequests       *prometheus.CounterVec
 	Unreviewed        *prometheus.CounterVec
 	CertReloads       *prometheus.CounterVec
+	CertNotAfter      prometheus.Gauge
 }
 
 // NewMetrics registers the metrics on reg.
@@ -50,8 +53,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Reviews answered allowed: false unread, by reason (too_large, busy)."}, []string{"reason"}),
 		CertReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pod_hardener_certificate_reloads_total",
 			Help: "Serving certificate reloads by result (success, error)."}, []string{"result"}),
+		CertNotAfter: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pod_hardener_certificate_not_after_timestamp_seconds",
+			Help: "When the serving certificate in use expires (Unix time); set on every load."}),
 	}
-	reg.MustRegister(m.Reviews, m.Patches, m.WouldPatch, m.Exemptions, m.Conflicts, m.ConfigReloads, m.NamespaceFailures, m.Panics, m.BadRequests, m.Unreviewed, m.CertReloads)
+	// The failure and reload series exist from the start, at 0: an alert's rate()
+	// then has data before the first failure, and a query naming them
+	// is known to be valid.
+	m.Reviews.WithLabelValues("CREATE", "error")
+	m.Unreviewed.WithLabelValues("too_large")
+	m.Unreviewed.WithLabelValues("busy")
+	m.ConfigReloads.WithLabelValues("error")
+	m.ConfigReloads.WithLabelValues("success")
+	reg.MustRegister(m.Reviews, m.Patches, m.WouldPatch, m.Exemptions, m.Conflicts, m.ConfigReloads, m.NamespaceFailures, m.Panics, m.BadRequests, m.Unreviewed, m.CertReloads, m.CertNotAfter)
 	return m
 }
 
@@ -128,6 +141,12 @@ func (m *Metrics) badRequest(code string) {
 func (m *Metrics) configReload(result string) {
 	if m != nil {
 		m.ConfigReloads.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) certExpiry(t time.Time) {
+	if m != nil {
+		m.CertNotAfter.Set(float64(t.Unix()))
 	}
 }
 

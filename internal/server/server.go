@@ -55,6 +55,11 @@ type Options struct {
 	// bounds; ImagePlatform is the node platform when a pod selects none.
 	ImageLookup   *imagefacts.Config
 	ImagePlatform v1.Platform
+	// AuditInterval > 0 keeps an audit of every pod current from a pod
+	// informer and exports it on /metrics (audit.Live), with a pass this
+	// often; AuditNamespaceLabel keeps its namespace label.
+	AuditInterval       time.Duration
+	AuditNamespaceLabel bool
 
 	Logger *slog.Logger
 	Out    io.Writer // dev-certs output
@@ -156,6 +161,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 		decider.SetImageLookup(&ImageLookup{Resolver: res, Client: client, Platform: o.ImagePlatform})
 		log.Info("image lookup on", "budget", res.Budget(), "platform", o.ImagePlatform.String())
+	}
+	if o.AuditInterval > 0 {
+		if err := startAudit(ctx, restCfg, o, decider, reg); err != nil {
+			return err
+		}
 	}
 	if path := o.Viper.ConfigFileUsed(); path != "" {
 		watchConfig(ctx, o.Viper, path, o.ConfigPollInterval, decider, metrics, log)

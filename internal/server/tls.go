@@ -66,6 +66,9 @@ func (r *CertReloader) reload() error {
 	if err != nil {
 		return fmt.Errorf("loading serving certificate %s / %s: %w", r.certFile, r.keyFile, err)
 	}
+	if c.Leaf != nil {
+		r.metrics.certExpiry(c.Leaf.NotAfter)
+	}
 	r.cert, r.stamp = &c, stamp
 	return nil
 }

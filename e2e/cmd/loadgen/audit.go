@@ -5,7 +5,8 @@ package main
 // controllers: the pods stay Pending, which is all an audit reads), beside
 // a bare paginated list of the same pods (`loadgen list-pods`: the same
 // client, the same page size, every page decoded and dropped) in the same
-// run. The two alternate within each round.
+// run. The two alternate within each round. Then the continuous audit
+// (serve --audit-interval) on the same pods (auditlive.go).
 
 import (
 	"bytes"
@@ -52,6 +53,8 @@ func auditCmd(args []string) error {
 	rounds := fs.Int("rounds", 3, "rounds of list and audit, alternating")
 	pageSize := fs.Int("page-size", 500, "list page size, for both")
 	jsonOut := fs.String("json", "", "write the results as JSON to FILE")
+	liveInterval := fs.Duration("live-interval", 10*time.Second, "serve --audit-interval for the continuous audit's figures (0: skip them)")
+	livePasses := fs.Int("live-passes", 3, "passes of the continuous audit measured after the first")
 	_ = fs.Parse(args)
 	if *pods < 100 || *pods > 50000 || *rounds < 1 || *rounds > 10 {
 		return errors.New("--pods must be 100..50000, --rounds 1..10")
@@ -176,9 +179,25 @@ func auditCmd(args []string) error {
 	fmt.Printf("  audit / list wall time: %.2fx of the medians, %.2fx the median of each round's ratio (%s) (target within 2x)\n",
 		aw/lw, median(paired), fmtList(paired))
 	fmt.Printf("  audit / list CPU: %.2fx; audit max RSS %.1f MiB (target under 150)\n", med("audit", cpu)/med("list", cpu), med("audit", rss))
+	var live *LiveAudit
+	if *liveInterval > 0 {
+		if live, err = measureLive(ctx, bin, c.Kubeconfig, *config, dir, *pods, *liveInterval, *livePasses); err != nil {
+			return err
+		}
+		lc := med("list", cpu)
+		fmt.Printf("continuous audit (serve --audit-interval %s) over the same pods:\n", live.Interval)
+		fmt.Printf("  informer filled and every pod evaluated once: wall %.3f s, CPU %.3f s (%.2fx the one-shot audit's CPU, %.2fx the list's)\n",
+			live.FirstWallSec, live.FirstCPUSec, live.FirstCPUSec/med("audit", cpu), live.FirstCPUSec/lc)
+		fmt.Printf("  each further pass: CPU %.3f s (%.2fx the list's; %.1f%% of a core at this interval), reported pass time %.3f s\n",
+			live.PassCPUSec, live.PassCPUSec/lc, 100*live.CPUShareSteady, live.PassReportSec)
+		fmt.Printf("  the pass after a config reload (every pod evaluated again): CPU %.3f s (%.2fx the one-shot audit's), reported pass time %.3f s\n",
+			live.ReloadCPUSec, live.ReloadCPUSec/med("audit", cpu), live.ReloadReportSec)
+		fmt.Printf("  RSS %.1f MiB steady, %.1f MiB peak; the webhook without the audit %.1f MiB (+%.1f MiB); one-shot audit peak %.1f MiB\n",
+			live.SteadyRSSMiB, live.PeakRSSMiB, live.BareRSSMiB, live.SteadyRSSMiB-live.BareRSSMiB, med("audit", rss))
+	}
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(map[string]any{"machine": machine(), "pods": *pods, "pageSize": *pageSize, "runs": runs,
-			"wallRatio": aw / lw, "pairedWallRatios": paired}, "", "  ")
+			"wallRatio": aw / lw, "pairedWallRatios": paired, "live": live}, "", "  ")
 		return os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
 	}
 	return nil

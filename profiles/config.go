@@ -73,12 +73,19 @@ type Config struct {
 	Profiles       []ProfileSpec   `json:"profiles,omitempty"`
 	Namespaces     []NamespaceRule `json:"namespaces,omitempty"`
 	Exemptions     Exemptions      `json:"exemptions,omitempty"`
-	// Server holds `pod-hardener serve` settings; flags and environment
-	// variables override them.
-	Server map[string]any `json:"server,omitempty"`
+	// ServerKeys is the `server:` section as written; Server is what
+	// serve runs with: the defaults, these keys, then flags and
+	// environment variables (Overrides), validated together.
+	ServerKeys map[string]any `json:"server,omitempty"`
+	Server     ServerSettings `json:"-"`
 
-	resolved map[string]*Profile
+	resolved  map[string]*Profile
+	overrides map[string]any
+	path      string
 }
+
+// Path is the file the config was read from; "" for the built-in defaults.
+func (c *Config) Path() string { return c.path }
 
 // Default returns the configuration used when no config.yaml is given.
 func Default() *Config {

@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/spf13/viper"
 )
 
 func TestParseErrorsNameTheKey(t *testing.T) {
@@ -227,26 +225,23 @@ exemptions:
 	}
 }
 
-func TestLoadFileAndEnv(t *testing.T) {
+func TestLoadFileAndOverrides(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(path, []byte("profiles: [{name: mine, extends: baseline}]\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("profiles: [{name: mine, extends: baseline}]\nserver:\n  listen: :1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("POD_HARDENER_DEFAULTPROFILE", "mine")
-	t.Setenv("POD_HARDENER_EXEMPTIONS_ONUNAUTHORIZED", "deny")
-	c, err := Load(viper.New(), path)
+	c, err := Load(path, Overrides{DefaultProfile: "mine", OnUnauthorized: ActionDeny, Server: map[string]any{"listen": ":2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DefaultProfile != "mine" || c.Exemptions.OnUnauthorized != ActionDeny {
-		t.Errorf("env overrides not applied: %q %q", c.DefaultProfile, c.Exemptions.OnUnauthorized)
+	if c.DefaultProfile != "mine" || c.Exemptions.OnUnauthorized != ActionDeny || c.Server.Listen != ":2" || c.Path() != path {
+		t.Errorf("overrides not applied: %q %q %q %q", c.DefaultProfile, c.Exemptions.OnUnauthorized, c.Server.Listen, c.Path())
 	}
-	t.Setenv("POD_HARDENER_DEFAULTPROFILE", "missing")
-	if _, err := Load(viper.New(), path); err == nil || !strings.Contains(err.Error(), "defaultProfile") {
-		t.Errorf("bad env override accepted: %v", err)
+	if _, err := Load(path, Overrides{DefaultProfile: "missing"}); err == nil || !strings.Contains(err.Error(), "defaultProfile") {
+		t.Errorf("bad override accepted: %v", err)
 	}
-	if _, err := Load(viper.New(), filepath.Join(dir, "absent.yaml")); err == nil {
+	if _, err := Load(filepath.Join(dir, "absent.yaml"), Overrides{}); err == nil {
 		t.Error("missing explicit config file accepted")
 	}
 }

@@ -2,8 +2,15 @@ package profiles
 
 import (
 	"fmt"
+	"log/slog"
+	"net"
 	"path"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,7 +20,7 @@ import (
 // validate checks every key and resolves `extends`; each error names the
 // exact key (profiles[2].extends), so an admin sees what to fix.
 func (c *Config) validate() field.ErrorList {
-	var errs field.ErrorList
+	errs := c.validateServer()
 	builtins := Builtins()
 	specs := map[string]int{}
 	for i, s := range c.Profiles {
@@ -263,4 +270,212 @@ func ValidateWritablePath(p string) error {
 		return fmt.Errorf("path %q contains a comma, colon or control character", p)
 	}
 	return nil
+}
+
+// validateServer sets c.Server from the defaults, the `server:` keys and
+// then the overrides from flags and environment variables, checking each
+// value's type and range: `profiles`, `check` and `serve` refuse the same
+// bad key with the same message, and a reload re-checks them.
+func (c *Config) validateServer() field.ErrorList {
+	c.Server = DefaultServerSettings()
+	sv := reflect.ValueOf(&c.Server).Elem()
+	index := map[string]int{}
+	for i, k := range ServerKeyNames() {
+		index[k] = i
+	}
+	var errs field.ErrorList
+	for _, layer := range []map[string]any{c.ServerKeys, c.overrides} {
+		keys := make([]string, 0, len(layer))
+		for k := range layer {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			p := field.NewPath("server").Child(k)
+			i, ok := index[k]
+			if !ok {
+				errs = append(errs, field.Forbidden(p, "unknown key; known keys: "+strings.Join(ServerKeyNames(), ", ")))
+				continue
+			}
+			if layer[k] == nil {
+				continue // `key:` with no value keeps the default
+			}
+			if msg := setServerValue(sv.Field(i), layer[k]); msg != "" {
+				errs = append(errs, field.Invalid(p, layer[k], msg))
+				continue
+			}
+			if check := serverChecks[k]; check != nil {
+				if msg := check(sv.Field(i).Interface()); msg != "" {
+					errs = append(errs, field.Invalid(p, layer[k], msg))
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// setServerValue stores v in a ServerSettings field by the field's type.
+// v is as YAML decodes it (string, float64, bool, list), as a flag gives
+// it (typed), or as the environment gives it (a string, lists comma
+// separated). It returns what was wanted when v does not fit.
+func setServerValue(f reflect.Value, v any) string {
+	s, isString := v.(string)
+	switch f.Interface().(type) {
+	case string:
+		if !isString {
+			return "want a string"
+		}
+		f.SetString(s)
+	case bool:
+		b, ok := v.(bool)
+		if isString {
+			var err error
+			b, err = strconv.ParseBool(s)
+			ok = err == nil
+		}
+		if !ok {
+			return "want true or false"
+		}
+		f.SetBool(b)
+	case int:
+		n, ok := toInt(v)
+		if !ok {
+			return "want a whole number"
+		}
+		f.SetInt(int64(n))
+	case time.Duration:
+		if n, ok := toInt(v); ok && n == 0 {
+			s, isString = "0", true
+		}
+		d, err := time.ParseDuration(s)
+		if !isString || err != nil {
+			return "want a duration such as 30s or 5m"
+		}
+		f.SetInt(int64(d))
+	case slog.Level:
+		l, ok := logLevels[strings.ToLower(s)]
+		if !isString || !ok {
+			return "want debug, info, warn or error"
+		}
+		f.SetInt(int64(l))
+	case []string:
+		var out []string
+		switch l := v.(type) {
+		case string:
+			out = strings.Split(l, ",")
+		case []string:
+			out = l
+		case []any:
+			for _, e := range l {
+				es, ok := e.(string)
+				if !ok {
+					return "want a list of strings"
+				}
+				out = append(out, es)
+			}
+		default:
+			return "want a list of strings"
+		}
+		var kept []string
+		for _, e := range out {
+			if e = strings.TrimSpace(e); e != "" {
+				kept = append(kept, e)
+			}
+		}
+		f.Set(reflect.ValueOf(kept))
+	default:
+		panic(fmt.Sprintf("profiles: server setting of type %s has no parser", f.Type()))
+	}
+	return ""
+}
+
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+func toInt(v any) (int, bool) {
+	switch n := v.(type) {
+	case int:
+		return n, true
+	case int64:
+		return int(n), true
+	case float64:
+		if n != float64(int(n)) {
+			return 0, false
+		}
+		return int(n), true
+	case string:
+		i, err := strconv.Atoi(n)
+		return i, err == nil
+	}
+	return 0, false
+}
+
+// webhookLimit is the API server's upper bound on a webhook's
+// timeoutSeconds: an image lookup budget must leave the review time to
+// answer inside it (deploy/ sets 5s).
+const webhookLimit = 30 * time.Second
+
+// serverChecks are the ranges of the typed server keys: each returns ""
+// or what is allowed.
+var serverChecks = map[string]func(any) string{
+	"listen":        hostPort,
+	"metricsListen": hostPort,
+	"shutdownDelay": nonNegative,
+	"auditInterval": nonNegative,
+	"imageLookupBudget": func(v any) string {
+		if d := v.(time.Duration); d <= 0 || d >= webhookLimit {
+			return fmt.Sprintf("want a positive duration below the API server's %s webhook limit, such as 2s", webhookLimit)
+		}
+		return ""
+	},
+	"imageLookupTagTtl":              positive,
+	"imageLookupCacheSize":           atLeastOne,
+	"imageLookupRegistryConcurrency": atLeastOne,
+	"imageLookupMaxImages":           atLeastOne,
+	"imageLookupPlatform": func(v any) string {
+		parts := strings.Split(v.(string), "/")
+		if len(parts) < 2 || len(parts) > 3 || slices.Contains(parts, "") {
+			return "want os/arch[/variant], such as linux/amd64 or linux/arm64/v8"
+		}
+		return ""
+	},
+	"imageLookupInsecureRegistries": func(v any) string {
+		for _, h := range v.([]string) {
+			if strings.ContainsAny(h, "/@ ") {
+				return fmt.Sprintf("%q: want registry hosts as host or host:port, without scheme or path", h)
+			}
+			if strings.Contains(h, ":") && hostPort(h) != "" {
+				return fmt.Sprintf("%q: want registry hosts as host or host:port (port 1-65535)", h)
+			}
+		}
+		return ""
+	},
+}
+
+func hostPort(v any) string {
+	_, port, err := net.SplitHostPort(v.(string))
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		return "want host:port with a numeric port, such as :8443 or 127.0.0.1:8443"
+	}
+	return ""
+}
+
+func nonNegative(v any) string {
+	if v.(time.Duration) < 0 {
+		return "want a duration of 0 (off) or more, such as 5m"
+	}
+	return ""
+}
+
+func positive(v any) string {
+	if v.(time.Duration) <= 0 {
+		return "want a positive duration, such as 30s"
+	}
+	return ""
+}
+
+func atLeastOne(v any) string {
+	if v.(int) < 1 {
+		return "want a number of at least 1"
+	}
+	return ""
 }

@@ -138,7 +138,7 @@ func runAudit(cmd *cobra.Command, v *viper.Viper, o *auditFlags) error {
 	if o.pageSize <= 0 {
 		return &exitError{ExitInvalid, fmt.Errorf("--page-size %d: want a positive number", o.pageSize)}
 	}
-	cfg, err := loadConfig(v)
+	cfg, _, err := loadConfig(v)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ k8s.io/pod-security-admission, before and after hardening, and what still
 fails restricted afterwards. Exit 1 on invalid input, else 0.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(v)
+			cfg, _, err := loadConfig(v)
 			if err != nil {
 				return err
 			}

@@ -235,7 +235,7 @@ still written); 2 a conflict was denied by the profile (onConflict: deny).`,
 			default:
 				return &exitError{ExitInvalid, fmt.Errorf("-o %q: want yaml, patch or diff", output)}
 			}
-			cfg, err := loadConfig(v)
+			cfg, _, err := loadConfig(v)
 			if err != nil {
 				return err
 			}

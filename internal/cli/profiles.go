@@ -16,7 +16,7 @@ validated first: an invalid config.yaml prints each error with the exact key
 (profiles[2].extends: ...) and exits 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(v)
+			cfg, _, err := loadConfig(v)
 			if err != nil {
 				return err
 			}

@@ -55,17 +55,40 @@ func New(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().String("config", "", "config.yaml to load (default ./config.yaml if present, else built-in defaults; env POD_HARDENER_CONFIG)")
 	_ = v.BindPFlag("config", root.PersistentFlags().Lookup("config"))
 	_ = v.BindEnv("config", profiles.EnvPrefix+"_CONFIG")
+	_ = v.BindEnv("defaultProfile", profiles.EnvPrefix+"_DEFAULTPROFILE")
+	_ = v.BindEnv("exemptions.onUnauthorized", profiles.EnvPrefix+"_EXEMPTIONS_ONUNAUTHORIZED")
 	root.AddCommand(newServeCmd(v), newHardenCmd(v), newCheckCmd(v), newProfilesCmd(v), newAuditCmd(v))
 	return root
 }
 
-// loadConfig loads config.yaml as the --config flag or environment say.
-func loadConfig(v *viper.Viper) (*profiles.Config, error) {
-	c, err := profiles.Load(v, v.GetString("config"))
+// loadConfig loads config.yaml as the --config flag or environment say,
+// with the flags and environment variables on top, validating it whole:
+// every command refuses a bad key, serve's settings included.
+func loadConfig(v *viper.Viper) (*profiles.Config, profiles.Overrides, error) {
+	o := overrides(v)
+	c, err := profiles.Load(v.GetString("config"), o)
 	if err != nil {
-		return nil, &exitError{ExitInvalid, err}
+		return nil, o, &exitError{ExitInvalid, err}
 	}
-	return c, nil
+	return c, o, nil
+}
+
+// overrides collects what flags and environment variables set; a flag
+// left at its default sets nothing, so config.yaml's value stands.
+func overrides(v *viper.Viper) profiles.Overrides {
+	o := profiles.Overrides{
+		DefaultProfile: v.GetString("defaultProfile"),
+		OnUnauthorized: profiles.Action(v.GetString("exemptions.onUnauthorized")),
+	}
+	for _, k := range profiles.ServerKeyNames() {
+		if v.IsSet("server." + k) {
+			if o.Server == nil {
+				o.Server = map[string]any{}
+			}
+			o.Server[k] = v.Get("server." + k)
+		}
+	}
+	return o
 }
 
 // Main runs the CLI and returns the exit code.

@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
@@ -19,12 +18,6 @@ import (
 	"github.com/pod-hardener/pod-hardener/internal/server"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
-
-// serveKeys are the serve settings: each a flag, a key under `server:` in
-// config.yaml, and an environment variable POD_HARDENER_<KEY> (upper case).
-var serveKeys = []string{"listen", "metricsListen", "tlsCertFile", "tlsKeyFile", "kubeconfig", "devCerts", "http2", "shutdownDelay", "logLevel", "auditInterval", "auditNamespaceLabel",
-	"imageLookup", "imageLookupBudget", "imageLookupCacheSize", "imageLookupTagTtl", "imageLookupRegistryConcurrency",
-	"imageLookupMaxImages", "imageLookupPlatform", "imageLookupInsecureRegistries"}
 
 func newServeCmd(v *viper.Viper) *cobra.Command {
 	cmd := &cobra.Command{
@@ -45,27 +38,28 @@ variable: --metrics-listen, server.metricsListen, POD_HARDENER_METRICSLISTEN.`,
 			return runServe(ctx, v, cmd)
 		},
 	}
+	d := profiles.DefaultServerSettings()
 	f := cmd.Flags()
-	f.String("listen", ":8443", "HTTPS address of the webhook")
-	f.String("metrics-listen", ":9090", "HTTP address of /metrics, /healthz, /readyz")
+	f.String("listen", d.Listen, "HTTPS address of the webhook")
+	f.String("metrics-listen", d.MetricsListen, "HTTP address of /metrics, /healthz, /readyz")
 	f.String("tls-cert-file", "", "serving certificate (PEM); re-read when it changes")
 	f.String("tls-key-file", "", "serving key (PEM)")
 	f.String("kubeconfig", "", "kubeconfig for reading namespace labels (default: in-cluster config when in a pod)")
 	f.String("dev-certs", "", "make a CA and serving certificate in DIR when missing, serve with them, print the caBundle and a MutatingWebhookConfiguration")
-	f.Bool("http2", false, "serve HTTP/2 too (off: CVE-2023-44487)")
-	f.Duration("shutdown-delay", 0, "after SIGTERM, keep serving this long with /readyz failing, so endpoints drop the pod first")
-	f.String("log-level", "info", "debug, info, warn or error")
-	f.Bool("image-lookup", false, "read each container image's config (USER, ports, volumes) from its registry before hardening (docs/image-lookup.md)")
-	f.Duration("image-lookup-budget", 2*time.Second, "the most one review waits for its images' facts; keep it well inside the webhook's timeoutSeconds")
-	f.Int("image-lookup-cache-size", 1000, "image digests whose facts are kept")
-	f.Duration("image-lookup-tag-ttl", 30*time.Second, "how long a tag's digest is trusted")
-	f.Int("image-lookup-registry-concurrency", 4, "the most requests in flight to one registry")
-	f.Int("image-lookup-max-images", 16, "the most distinct images looked up for one pod")
-	f.String("image-lookup-platform", "linux/amd64", "node platform when a pod selects none by nodeSelector")
-	f.StringSlice("image-lookup-insecure-registries", nil, "registry hosts (host:port) reached over plain HTTP")
-	f.Duration("audit-interval", 0, "keep an audit of every pod current and export it on /metrics, every pod evaluated again this often (0: off; needs list/watch pods)")
-	f.Bool("audit-namespace-label", true, "audit metrics per namespace (off for very large clusters: summed over the cluster)")
-	for _, k := range serveKeys {
+	f.Bool("http2", d.HTTP2, "serve HTTP/2 too (off: CVE-2023-44487)")
+	f.Duration("shutdown-delay", d.ShutdownDelay, "after SIGTERM, keep serving this long with /readyz failing, so endpoints drop the pod first")
+	f.String("log-level", strings.ToLower(d.LogLevel.String()), "debug, info, warn or error")
+	f.Bool("image-lookup", d.ImageLookup, "read each container image's config (USER, ports, volumes) from its registry before hardening (docs/image-lookup.md)")
+	f.Duration("image-lookup-budget", d.ImageLookupBudget, "the most one review waits for its images' facts; keep it well inside the webhook's timeoutSeconds")
+	f.Int("image-lookup-cache-size", d.ImageLookupCacheSize, "image digests whose facts are kept")
+	f.Duration("image-lookup-tag-ttl", d.ImageLookupTagTTL, "how long a tag's digest is trusted")
+	f.Int("image-lookup-registry-concurrency", d.ImageLookupRegistryConcurrency, "the most requests in flight to one registry")
+	f.Int("image-lookup-max-images", d.ImageLookupMaxImages, "the most distinct images looked up for one pod")
+	f.String("image-lookup-platform", d.ImageLookupPlatform, "node platform when a pod selects none by nodeSelector")
+	f.StringSlice("image-lookup-insecure-registries", d.ImageLookupInsecureRegistries, "registry hosts (host:port) reached over plain HTTP")
+	f.Duration("audit-interval", d.AuditInterval, "keep an audit of every pod current and export it on /metrics, every pod evaluated again this often (0: off; needs list/watch pods)")
+	f.Bool("audit-namespace-label", d.AuditNamespaceLabel, "audit metrics per namespace (off for very large clusters: summed over the cluster)")
+	for _, k := range profiles.ServerKeyNames() {
 		flag := camelToKebab(k)
 		_ = v.BindPFlag("server."+k, f.Lookup(flag))
 		_ = v.BindEnv("server."+k, profiles.EnvPrefix+"_"+strings.ToUpper(k))
@@ -96,59 +90,35 @@ func tuneGC(audit bool) {
 }
 
 func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
-	cfg, err := loadConfig(v)
+	cfg, overrides, err := loadConfig(v)
 	if err != nil {
 		return err
 	}
-	for k, val := range cfg.Server {
-		known := false
-		for _, sk := range serveKeys {
-			if k == sk {
-				known = true
-			}
-		}
-		if !known {
-			return &exitError{ExitInvalid, fmt.Errorf("config server.%s: unknown key (known: %s)", k, strings.Join(serveKeys, ", "))}
-		}
-		// config.yaml ranks below flags and environment variables.
-		v.SetDefault("server."+k, val)
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(v.GetString("server.logLevel"))); err != nil {
-		return &exitError{ExitInvalid, fmt.Errorf("log level: %w", err)}
-	}
-	delay, err := time.ParseDuration(v.GetString("server.shutdownDelay"))
-	if err != nil && v.GetString("server.shutdownDelay") != "" {
-		return &exitError{ExitInvalid, fmt.Errorf("shutdown delay: %w", err)}
-	}
-	images, platform, err := imageLookupConfig(v)
+	st := cfg.Server
+	images, platform, err := imageLookupConfig(st)
 	if err != nil {
 		return &exitError{ExitInvalid, err}
 	}
-	auditEvery, err := time.ParseDuration(v.GetString("server.auditInterval"))
-	if err != nil || auditEvery < 0 {
-		return &exitError{ExitInvalid, fmt.Errorf("audit interval %q: a duration of 0 (off) or more, e.g. 5m", v.GetString("server.auditInterval"))}
-	}
-	logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-	tuneGC(auditEvery > 0)
+	logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: st.LogLevel}))
+	tuneGC(st.AuditInterval > 0)
 	err = server.Run(ctx, server.Options{
-		ConfigPath:    v.GetString("config"),
-		Listen:        v.GetString("server.listen"),
-		MetricsListen: v.GetString("server.metricsListen"),
-		TLSCertFile:   v.GetString("server.tlsCertFile"),
-		TLSKeyFile:    v.GetString("server.tlsKeyFile"),
-		Kubeconfig:    v.GetString("server.kubeconfig"),
-		DevCertsDir:   v.GetString("server.devCerts"),
-		HTTP2:         v.GetBool("server.http2"),
-		ShutdownDelay: delay,
-		ImageLookup:   images,
-		ImagePlatform: platform,
-		Logger:        logger,
-		Out:           cmd.OutOrStdout(),
-		Viper:         v,
+		Config:          cfg,
+		ConfigOverrides: overrides,
+		Listen:          st.Listen,
+		MetricsListen:   st.MetricsListen,
+		TLSCertFile:     st.TLSCertFile,
+		TLSKeyFile:      st.TLSKeyFile,
+		Kubeconfig:      st.Kubeconfig,
+		DevCertsDir:     st.DevCerts,
+		HTTP2:           st.HTTP2,
+		ShutdownDelay:   st.ShutdownDelay,
+		ImageLookup:     images,
+		ImagePlatform:   platform,
+		Logger:          logger,
+		Out:             cmd.OutOrStdout(),
 
-		AuditInterval:       auditEvery,
-		AuditNamespaceLabel: v.GetBool("server.auditNamespaceLabel"),
+		AuditInterval:       st.AuditInterval,
+		AuditNamespaceLabel: st.AuditNamespaceLabel,
 	})
 	if err != nil {
 		logger.Error("serve failed", "error", err)
@@ -157,48 +127,24 @@ func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
 	return nil
 }
 
-// imageLookupConfig reads the server.imageLookup* keys: nil when lookup
-// is off. The budget must leave the review time to answer within the
-// API server's limit on a webhook (30s; deploy/ sets 5s).
-func imageLookupConfig(v *viper.Viper) (*imagefacts.Config, v1.Platform, error) {
-	if !v.GetBool("server.imageLookup") {
+// imageLookupConfig turns the validated server.imageLookup* settings into
+// the resolver's: nil when lookup is off.
+func imageLookupConfig(st profiles.ServerSettings) (*imagefacts.Config, v1.Platform, error) {
+	if !st.ImageLookup {
 		return nil, v1.Platform{}, nil
 	}
-	c := &imagefacts.Config{
-		CacheSize:           v.GetInt("server.imageLookupCacheSize"),
-		RegistryConcurrency: v.GetInt("server.imageLookupRegistryConcurrency"),
-		MaxImages:           v.GetInt("server.imageLookupMaxImages"),
-		InsecureRegistries:  v.GetStringSlice("server.imageLookupInsecureRegistries"),
-	}
-	var err error
-	if c.Budget, err = positiveDuration(v, "imageLookupBudget"); err != nil {
-		return nil, v1.Platform{}, err
-	}
-	if c.Budget >= 30*time.Second {
-		return nil, v1.Platform{}, fmt.Errorf("config server.imageLookupBudget: %s is not inside the API server's 30s webhook limit", c.Budget)
-	}
-	if c.TagTTL, err = positiveDuration(v, "imageLookupTagTtl"); err != nil {
-		return nil, v1.Platform{}, err
-	}
-	for _, k := range []string{"imageLookupCacheSize", "imageLookupRegistryConcurrency", "imageLookupMaxImages"} {
-		if n := v.GetInt("server." + k); n < 1 {
-			return nil, v1.Platform{}, fmt.Errorf("config server.%s: %q, want a number of at least 1", k, v.GetString("server."+k))
-		}
-	}
-	p, err := imagefacts.ParsePlatform(v.GetString("server.imageLookupPlatform"))
+	p, err := imagefacts.ParsePlatform(st.ImageLookupPlatform)
 	if err != nil {
 		return nil, v1.Platform{}, fmt.Errorf("config server.imageLookupPlatform: %w", err)
 	}
-	return c, p, nil
-}
-
-func positiveDuration(v *viper.Viper, key string) (time.Duration, error) {
-	s := v.GetString("server." + key)
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("config server.%s: %q, want a positive duration such as 2s", key, s)
-	}
-	return d, nil
+	return &imagefacts.Config{
+		Budget:              st.ImageLookupBudget,
+		TagTTL:              st.ImageLookupTagTTL,
+		CacheSize:           st.ImageLookupCacheSize,
+		RegistryConcurrency: st.ImageLookupRegistryConcurrency,
+		MaxImages:           st.ImageLookupMaxImages,
+		InsecureRegistries:  st.ImageLookupInsecureRegistries,
+	}, p, nil
 }
 
 func camelToKebab(s string) string {

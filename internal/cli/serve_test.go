@@ -104,24 +104,66 @@ func TestServeSettingsPrecedence(t *testing.T) {
 	}
 }
 
-func TestServeRejectsBadSettings(t *testing.T) {
+// TestBadServerSettingRejectedEverywhere: a bad or unknown `server:` key
+// is refused by profiles, check and serve alike, with the same message
+// naming the key and what it allows, and exit 1; so `profiles` vets a
+// config before a rollout restarts the webhook with it.
+func TestBadServerSettingRejectedEverywhere(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
-	_ = os.WriteFile(cfg, []byte("server:\n  listn: :1\n"), 0o600)
-	_, errs, code := runCLI(t, "", "serve", "--config", cfg)
-	if code != ExitInvalid || !strings.Contains(errs, "server.listn: unknown key") {
-		t.Errorf("exit %d: %s", code, errs)
+	for _, c := range []struct{ server, want string }{
+		{"listn: :1", "server.listn: Forbidden: unknown key; known keys: listen, metricsListen,"},
+		{"listen: 8443", `server.listen: Invalid value: 8443: want a string`},
+		{"metricsListen: localhost", `server.metricsListen: Invalid value: "localhost": want host:port`},
+		{"http2: maybe", `server.http2: Invalid value: "maybe": want true or false`},
+		{"shutdownDelay: -5s", `server.shutdownDelay: Invalid value: "-5s": want a duration of 0 (off) or more`},
+		{"logLevel: verbose", `server.logLevel: Invalid value: "verbose": want debug, info, warn or error`},
+		{`auditInterval: "300"`, `server.auditInterval: Invalid value: "300": want a duration such as 30s`},
+		{"auditInterval: often", `server.auditInterval: Invalid value: "often": want a duration`},
+		{"auditNamespaceLabel: 1", `server.auditNamespaceLabel: Invalid value: 1: want true or false`},
+		{"imageLookupBudget: soon", `server.imageLookupBudget: Invalid value: "soon": want a duration`},
+		{"imageLookupBudget: 45s", `server.imageLookupBudget: Invalid value: "45s": want a positive duration below the API server's 30s webhook limit`},
+		{"imageLookupTagTtl: -1s", `server.imageLookupTagTtl: Invalid value: "-1s": want a positive duration`},
+		{"imageLookupCacheSize: 0", `server.imageLookupCacheSize: Invalid value: 0: want a number of at least 1`},
+		{"imageLookupRegistryConcurrency: 2.5", `server.imageLookupRegistryConcurrency: Invalid value: 2.5: want a whole number`},
+		{"imageLookupMaxImages: many", `server.imageLookupMaxImages: Invalid value: "many": want a whole number`},
+		{"imageLookupPlatform: amd64", `server.imageLookupPlatform: Invalid value: "amd64": want os/arch[/variant]`},
+		{"imageLookupInsecureRegistries: [http://r.local]", `server.imageLookupInsecureRegistries: Invalid value: ["http://r.local"]: "http://r.local": want registry hosts as host or host:port`},
+		{"imageLookupInsecureRegistries: [r.local:http]", `"r.local:http": want registry hosts as host or host:port (port 1-65535)`},
+	} {
+		if err := os.WriteFile(cfg, []byte("server:\n  "+c.server+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var first string
+		for _, args := range [][]string{{"profiles"}, {"check", "-f", "-"}, {"serve"}} {
+			_, errs, code := runCLI(t, "", append(args, "--config", cfg)...)
+			if code != ExitInvalid || !strings.Contains(errs, c.want) {
+				t.Errorf("%s with server.%s: exit %d, want %d and %q:\n%s", args[0], c.server, code, ExitInvalid, c.want, errs)
+			}
+			if first == "" {
+				first = errs
+			} else if errs != first {
+				t.Errorf("%s says otherwise than profiles about server.%s:\n%s\nvs\n%s", args[0], c.server, errs, first)
+			}
+		}
 	}
-	_, errs, code = runCLI(t, "", "serve", "--listen", "127.0.0.1:0")
+	// Flags and environment variables are validated with the file.
+	_, errs, code := runCLI(t, "", "serve", "--image-lookup", "--image-lookup-budget", "0s")
+	if code != ExitInvalid || !strings.Contains(errs, `server.imageLookupBudget: Invalid value: "0s"`) {
+		t.Errorf("--image-lookup-budget 0s: exit %d: %s", code, errs)
+	}
+	t.Setenv("POD_HARDENER_LOGLEVEL", "loud")
+	_, errs, code = runCLI(t, "", "profiles")
+	if code != ExitInvalid || !strings.Contains(errs, `server.logLevel: Invalid value: "loud"`) {
+		t.Errorf("POD_HARDENER_LOGLEVEL=loud: exit %d: %s", code, errs)
+	}
+}
+
+func TestServeRejectsBadSettings(t *testing.T) {
+	dir := t.TempDir()
+	_, errs, code := runCLI(t, "", "serve", "--listen", "127.0.0.1:0")
 	if code == 0 || !strings.Contains(errs, "--tls-cert-file") {
 		t.Errorf("serve without certificates: exit %d: %s", code, errs)
-	}
-	for _, bad := range []string{"300", "-1m", "often"} {
-		_ = os.WriteFile(cfg, []byte("server:\n  auditInterval: \""+bad+"\"\n"), 0o600)
-		_, errs, code = runCLI(t, "", "serve", "--config", cfg)
-		if code != ExitInvalid || !strings.Contains(errs, "audit interval") {
-			t.Errorf("server.auditInterval %q: exit %d: %s", bad, code, errs)
-		}
 	}
 	// On, without a cluster to watch: refused, not silently off.
 	_, errs, code = runCLI(t, "", "serve", "--audit-interval", "1m", "--dev-certs", filepath.Join(dir, "certs"),

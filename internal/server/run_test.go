@@ -22,6 +22,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
 // running is a `serve` started in process on loopback.
@@ -57,8 +59,12 @@ func startServer(t *testing.T, config string, ns NamespaceLookup, tweaks ...func
 	if ns == nil {
 		ns = NoNamespaces{}
 	}
+	cfg, err := profiles.Load(cfgPath, profiles.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := Options{
-		ConfigPath:    cfgPath,
+		Config:        cfg,
 		Listen:        "127.0.0.1:0",
 		MetricsListen: "127.0.0.1:0",
 		TLSCertFile:   filepath.Join(dir, "certs", "tls.crt"),
@@ -114,6 +120,16 @@ func (r *running) review(t *testing.T, c *http.Client, body []byte) (*admissionv
 		return nil, resp, &httpError{resp.StatusCode, string(b)}
 	}
 	return ar.Response, resp, nil
+}
+
+// profile is the profile the server picks for a pod now.
+func (r *running) profile(t *testing.T) string {
+	t.Helper()
+	resp, _, err := r.review(t, r.client(), review{obj: futurePod}.JSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.AuditAnnotations["profile"]
 }
 
 type httpError struct {
@@ -250,13 +266,7 @@ func TestConfigReloadUnderLoad(t *testing.T) {
 	cfgPath := filepath.Join(r.dir, "config.yaml")
 	stop := make(chan struct{})
 	ok, failed, wait := load(t, r, stop)
-	profileNow := func() string {
-		resp, _, err := r.review(t, r.client(), review{obj: futurePod}.JSON())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.AuditAnnotations["profile"]
-	}
+	profileNow := func() string { return r.profile(t) }
 	waitFor := func(want string) {
 		deadline := time.Now().Add(5 * time.Second)
 		for profileNow() != want {
@@ -416,5 +426,74 @@ func TestInformerNamespaces(t *testing.T) {
 	}
 	if _, err := n.Labels(ctx, "missing"); err == nil {
 		t.Error("a namespace that does not exist gave no error (must fail safe)")
+	}
+}
+
+// logBuffer collects the server's log lines; the watcher writes from its
+// own goroutine.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestConfigReloadServerKeys: a reload validates the `server:` keys too
+// (a bad one is refused whole, the last good config keeps serving), keeps
+// the flags' and environment's overrides on top (a file's change that an
+// override hides needs nothing), and says which changed server settings
+// need a restart.
+func TestConfigReloadServerKeys(t *testing.T) {
+	logs := &logBuffer{}
+	over := profiles.Overrides{Server: map[string]any{"shutdownDelay": "1s"}}
+	r := startServer(t, "defaultProfile: restricted\nserver:\n  shutdownDelay: 0s\n", nil, func(o *Options) {
+		cfg, err := profiles.Load(o.Config.Path(), over)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Config, o.ConfigOverrides = cfg, over
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	cfgPath := filepath.Join(r.dir, "config.yaml")
+	profileNow := func() string { return r.profile(t) }
+	waitLog := func(want string) {
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(logs.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no log line with %q:\n%s", want, logs.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	write := func(s string) {
+		if err := os.WriteFile(cfgPath, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("defaultProfile: baseline\nserver:\n  imageLookupBudget: soon\n")
+	waitLog(`server.imageLookupBudget: Invalid value: \"soon\"`)
+	if p := profileNow(); p != "restricted" {
+		t.Fatalf("a config with a bad server key was taken: profile %q", p)
+	}
+	// The file's shutdownDelay changes but the flag's stands: nothing to
+	// restart for. logLevel changes and needs a restart.
+	write("defaultProfile: baseline\nserver:\n  shutdownDelay: 5s\n  logLevel: debug\n")
+	waitLog("config reloaded")
+	if p := profileNow(); p != "baseline" {
+		t.Fatalf("valid reload not taken: profile %q", p)
+	}
+	waitLog(`msg="config reloaded, but changed server settings take effect only on restart"`)
+	if !strings.Contains(logs.String(), "keys=[logLevel]") {
+		t.Errorf("restart warning should name logLevel alone:\n%s", logs.String())
 	}
 }

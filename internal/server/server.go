@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/spf13/viper"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -30,15 +29,19 @@ import (
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
-// Options configure `pod-hardener serve`; each is also a flag, a config
-// key and an environment variable (see internal/cli/serve.go).
+// Options configure `pod-hardener serve`; most are profiles.ServerSettings,
+// validated with the rest of config.yaml before Run is called.
 type Options struct {
-	ConfigPath    string
-	Listen        string // HTTPS webhook, default :8443
-	MetricsListen string // HTTP /metrics /healthz /readyz, default :9090
-	TLSCertFile   string
-	TLSKeyFile    string
-	Kubeconfig    string
+	// Config is the loaded, validated config.yaml (nil: the built-in
+	// defaults); Config.Path, when set, is watched and re-read on change,
+	// with ConfigOverrides (the flags and environment) applied again.
+	Config          *profiles.Config
+	ConfigOverrides profiles.Overrides
+	Listen          string // HTTPS webhook, default :8443
+	MetricsListen   string // HTTP /metrics /healthz /readyz, default :9090
+	TLSCertFile     string
+	TLSKeyFile      string
+	Kubeconfig      string
 	// DevCertsDir: make a CA and serving certificate there when missing,
 	// serve with them, and print the caBundle and a webhook configuration.
 	DevCertsDir string
@@ -63,8 +66,6 @@ type Options struct {
 
 	Logger *slog.Logger
 	Out    io.Writer // dev-certs output
-	// Viper carries the config path and env overrides; nil makes one.
-	Viper *viper.Viper
 	// Namespaces, when set, replaces the client-go informer (tests).
 	Namespaces NamespaceLookup
 	// OnListening, when set, is told the bound addresses (tests use :0).
@@ -86,8 +87,8 @@ func (o *Options) defaults() {
 	if o.Out == nil {
 		o.Out = os.Stdout
 	}
-	if o.Viper == nil {
-		o.Viper = viper.New()
+	if o.Config == nil {
+		o.Config = profiles.Default()
 	}
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = 30 * time.Second
@@ -101,10 +102,7 @@ func (o *Options) defaults() {
 func Run(ctx context.Context, o Options) error {
 	o.defaults()
 	log := o.Logger
-	cfg, err := profiles.Load(o.Viper, o.ConfigPath)
-	if err != nil {
-		return err
-	}
+	cfg := o.Config
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := NewMetrics(reg)
@@ -167,8 +165,8 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
-	if path := o.Viper.ConfigFileUsed(); path != "" {
-		watchConfig(ctx, o.Viper, path, o.ConfigPollInterval, decider, metrics, log)
+	if cfg.Path() != "" {
+		watchConfig(ctx, cfg, o.ConfigOverrides, o.ConfigPollInterval, decider, metrics, log)
 	}
 
 	handler, err := NewHandler(decider, reg, log)
@@ -234,7 +232,7 @@ func Run(ctx context.Context, o Options) error {
 		printDevConfig(o.Out, ln.Addr().String(), o.devCA)
 	}
 	log.Info("serving", "webhook", ln.Addr().String(), "metrics", mln.Addr().String(), "http2", o.HTTP2,
-		"config", o.Viper.ConfigFileUsed(), "defaultProfile", cfg.DefaultProfile)
+		"config", cfg.Path(), "defaultProfile", cfg.DefaultProfile)
 	if o.OnListening != nil {
 		o.OnListening(ln.Addr().String(), mln.Addr().String())
 	}
@@ -289,7 +287,13 @@ func kubeConfig(path string) (*rest.Config, error) {
 // file looked like the defaults) and stops for good once the file is
 // deleted and recreated. A change is read until two reads agree, and an
 // empty file is refused: no admin means "drop every rule" that way.
-func watchConfig(ctx context.Context, v *viper.Viper, path string, every time.Duration, d *Decider, m *Metrics, log *slog.Logger) {
+// A reload validates the whole file, `server:` keys too, so a file that
+// would stop the next restart is refused now; changed server settings
+// (listen addresses, certificates, image lookup, audit) are logged and
+// take effect only on restart, as they shape listeners and workers that
+// run for the life of the process.
+func watchConfig(ctx context.Context, start *profiles.Config, o profiles.Overrides, every time.Duration, d *Decider, m *Metrics, log *slog.Logger) {
+	path, running := start.Path(), start.Server
 	last := fileStamp(path)
 	var lastData []byte
 	if b, err := os.ReadFile(path); err == nil {
@@ -337,7 +341,7 @@ func watchConfig(ctx context.Context, v *viper.Viper, path string, every time.Du
 				log.Error("config reload refused: the file is empty; the previous config keeps serving", "path", path)
 				continue
 			}
-			c, err := profiles.LoadData(v, data, path)
+			c, err := profiles.LoadData(data, path, o)
 			if err != nil {
 				m.configReload("error")
 				log.Error("config reload refused; the previous config keeps serving", "path", path, "error", err)
@@ -346,6 +350,9 @@ func watchConfig(ctx context.Context, v *viper.Viper, path string, every time.Du
 			d.SetConfig(c)
 			m.configReload("success")
 			log.Info("config reloaded", "path", path, "defaultProfile", c.DefaultProfile, "profiles", len(c.ProfileNames()))
+			if changed := c.Server.Changed(running); len(changed) > 0 {
+				log.Warn("config reloaded, but changed server settings take effect only on restart", "path", path, "keys", changed)
+			}
 		}
 	}()
 }

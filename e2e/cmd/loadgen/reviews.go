@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/spf13/viper"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -207,7 +206,7 @@ func loadConfig(path string) (*profiles.Config, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return profiles.Load(viper.New(), path)
+	return profiles.Load(path, profiles.Overrides{})
 }
 
 // buildPods makes the review bodies, in podKindNames order, restricted to

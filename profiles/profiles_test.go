@@ -1,10 +1,13 @@
 package profiles
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseErrorsNameTheKey(t *testing.T) {
@@ -304,5 +307,82 @@ profiles:
 				t.Errorf("warnings %q lack %q", got, tc.warn)
 			}
 		})
+	}
+}
+
+// TestServerSettingsTyped: every `server:` key is parsed to its type, from
+// YAML, from a flag's typed value and from an environment string, and a
+// flag or variable outranks the file.
+func TestServerSettingsTyped(t *testing.T) {
+	c, err := LoadData([]byte(`server:
+  listen: 127.0.0.1:8443
+  metricsListen: ":0"
+  tlsCertFile: /c/tls.crt
+  tlsKeyFile: /c/tls.key
+  kubeconfig: /k
+  devCerts: /d
+  http2: true
+  shutdownDelay: 5s
+  logLevel: WARN
+  auditInterval: 0
+  auditNamespaceLabel: false
+  imageLookup: true
+  imageLookupBudget: 1500ms
+  imageLookupCacheSize: 10
+  imageLookupTagTtl: 1m
+  imageLookupRegistryConcurrency: 2
+  imageLookupMaxImages: 3
+  imageLookupPlatform: linux/arm64/v8
+  imageLookupInsecureRegistries: [r.local:5000, r2.local]
+`), "", Overrides{Server: map[string]any{"imageLookupMaxImages": 7, "http2": "false", "imageLookupInsecureRegistries": "a.local, b.local:80"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ServerSettings{
+		Listen: "127.0.0.1:8443", MetricsListen: ":0", TLSCertFile: "/c/tls.crt", TLSKeyFile: "/c/tls.key", Kubeconfig: "/k", DevCerts: "/d",
+		HTTP2: false, ShutdownDelay: 5 * time.Second, LogLevel: slog.LevelWarn, AuditInterval: 0, AuditNamespaceLabel: false,
+		ImageLookup: true, ImageLookupBudget: 1500 * time.Millisecond, ImageLookupCacheSize: 10, ImageLookupTagTTL: time.Minute,
+		ImageLookupRegistryConcurrency: 2, ImageLookupMaxImages: 7, ImageLookupPlatform: "linux/arm64/v8",
+		ImageLookupInsecureRegistries: []string{"a.local", "b.local:80"},
+	}
+	if !reflect.DeepEqual(c.Server, want) {
+		t.Errorf("got  %+v\nwant %+v", c.Server, want)
+	}
+	if ch := c.Server.Changed(DefaultServerSettings()); len(ch) != 17 {
+		t.Errorf("changed from the defaults: %v", ch)
+	}
+	if d := Default().Server; !reflect.DeepEqual(d, DefaultServerSettings()) || len(d.Changed(DefaultServerSettings())) != 0 {
+		t.Errorf("built-in config's server settings %+v", d)
+	}
+}
+
+// TestShippedConfigDocumentsServerDefaults: config.yaml's commented
+// server: block names every key with its default, so the file stays true
+// to the code.
+func TestShippedConfigDocumentsServerDefaults(t *testing.T) {
+	b, err := os.ReadFile("../config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(string(b), "\n# server:\n")
+	if start < 0 {
+		t.Fatal("config.yaml has no commented server: block")
+	}
+	block := []string{"server:"}
+	for _, l := range strings.Split(string(b)[start+1:], "\n")[1:] {
+		if !strings.HasPrefix(l, "#   ") {
+			break
+		}
+		block = append(block, strings.TrimPrefix(l, "#"))
+	}
+	c, err := Parse([]byte(strings.Join(block, "\n")))
+	if err != nil {
+		t.Fatalf("config.yaml's server: block: %v", err)
+	}
+	if len(c.ServerKeys) != len(ServerKeyNames()) {
+		t.Errorf("config.yaml documents %d server keys, there are %d: %v", len(c.ServerKeys), len(ServerKeyNames()), ServerKeyNames())
+	}
+	if ch := c.Server.Changed(DefaultServerSettings()); len(ch) > 0 {
+		t.Errorf("config.yaml's server: block differs from the defaults in %v", ch)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -362,7 +363,8 @@ func setServerValue(f reflect.Value, v any) string {
 		var out []string
 		switch l := v.(type) {
 		case string:
-			out = strings.Split(l, ",")
+			// The environment's form: space or comma separated.
+			out = strings.FieldsFunc(l, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
 		case []string:
 			out = l
 		case []any:

@@ -27,10 +27,14 @@ func newServeCmd(v *viper.Viper) *cobra.Command {
 ephemeral containers on UPDATE of pods/ephemeralcontainers; everything else
 passes untouched. The serving certificate and config.yaml are re-read when
 their files change; an invalid new config is refused and the last good one
-keeps serving. SIGTERM drains in-flight requests.
+keeps serving. A reload applies profiles, namespaces and exemptions; changed
+server: settings are logged and take effect on restart. SIGTERM drains
+in-flight requests.
 
 Each flag is also a key under "server:" in config.yaml and an environment
-variable: --metrics-listen, server.metricsListen, POD_HARDENER_METRICSLISTEN.`,
+variable: --metrics-listen, server.metricsListen, POD_HARDENER_METRICSLISTEN.
+A flag outranks the variable, which outranks config.yaml; all are validated
+together, so "pod-hardener profiles" refuses a bad server key as serve does.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -10,11 +9,9 @@ import (
 	"strings"
 	"syscall"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
-	"github.com/pod-hardener/pod-hardener/internal/imagefacts"
 	"github.com/pod-hardener/pod-hardener/internal/server"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
@@ -98,57 +95,14 @@ func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	st := cfg.Server
-	images, platform, err := imageLookupConfig(st)
-	if err != nil {
-		return &exitError{ExitInvalid, err}
-	}
-	logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: st.LogLevel}))
-	tuneGC(st.AuditInterval > 0)
-	err = server.Run(ctx, server.Options{
-		Config:          cfg,
-		ConfigOverrides: overrides,
-		Listen:          st.Listen,
-		MetricsListen:   st.MetricsListen,
-		TLSCertFile:     st.TLSCertFile,
-		TLSKeyFile:      st.TLSKeyFile,
-		Kubeconfig:      st.Kubeconfig,
-		DevCertsDir:     st.DevCerts,
-		HTTP2:           st.HTTP2,
-		ShutdownDelay:   st.ShutdownDelay,
-		ImageLookup:     images,
-		ImagePlatform:   platform,
-		Logger:          logger,
-		Out:             cmd.OutOrStdout(),
-
-		AuditInterval:       st.AuditInterval,
-		AuditNamespaceLabel: st.AuditNamespaceLabel,
-	})
+	logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: cfg.Server.LogLevel}))
+	tuneGC(cfg.Server.AuditInterval > 0)
+	err = server.Run(ctx, server.Options{Config: cfg, ConfigOverrides: overrides, Logger: logger, Out: cmd.OutOrStdout()})
 	if err != nil {
 		logger.Error("serve failed", "error", err)
 		return err
 	}
 	return nil
-}
-
-// imageLookupConfig turns the validated server.imageLookup* settings into
-// the resolver's: nil when lookup is off.
-func imageLookupConfig(st profiles.ServerSettings) (*imagefacts.Config, v1.Platform, error) {
-	if !st.ImageLookup {
-		return nil, v1.Platform{}, nil
-	}
-	p, err := imagefacts.ParsePlatform(st.ImageLookupPlatform)
-	if err != nil {
-		return nil, v1.Platform{}, fmt.Errorf("config server.imageLookupPlatform: %w", err)
-	}
-	return &imagefacts.Config{
-		Budget:              st.ImageLookupBudget,
-		TagTTL:              st.ImageLookupTagTTL,
-		CacheSize:           st.ImageLookupCacheSize,
-		RegistryConcurrency: st.ImageLookupRegistryConcurrency,
-		MaxImages:           st.ImageLookupMaxImages,
-		InsecureRegistries:  st.ImageLookupInsecureRegistries,
-	}, p, nil
 }
 
 func camelToKebab(s string) string {

@@ -27,7 +27,7 @@ func startAudit(ctx context.Context, restCfg *rest.Config, o Options, d *Decider
 	if err != nil {
 		return fmt.Errorf("kubernetes client for the audit: %w", err)
 	}
-	live := audit.NewLive(client, audit.LiveOptions{Interval: o.AuditInterval, NamespaceLabel: o.AuditNamespaceLabel, Config: d.Config, Log: o.Logger})
+	live := audit.NewLive(client, audit.LiveOptions{Interval: o.Config.Server.AuditInterval, NamespaceLabel: o.Config.Server.AuditNamespaceLabel, Config: d.Config, Log: o.Logger})
 	if err := reg.Register(live); err != nil {
 		return fmt.Errorf("audit metrics: %w", err)
 	}

@@ -221,9 +221,7 @@ func TestHandlerPullSecretsFromServiceAccount(t *testing.T) {
 func TestServeWithImageLookup(t *testing.T) {
 	reg := registrytest.New(t)
 	reg.Push(t, "app:1", registrytest.Image(t, v1.Config{User: "5"}))
-	r := startServer(t, "defaultProfile: restricted\n", nil, func(o *Options) {
-		o.ImageLookup, o.ImagePlatform = &imagefacts.Config{}, imagefacts.DefaultPlatform
-	})
+	r := startServer(t, "defaultProfile: restricted\nserver:\n  imageLookup: true\n", nil)
 	resp, _, err := r.review(t, r.client(), review{obj: imagePodJSON(reg.Host + "/app:1")}.JSON())
 	if err != nil || !resp.Allowed {
 		t.Fatalf("review: %v %+v", err, resp)

@@ -59,19 +59,23 @@ func startServer(t *testing.T, config string, ns NamespaceLookup, tweaks ...func
 	if ns == nil {
 		ns = NoNamespaces{}
 	}
-	cfg, err := profiles.Load(cfgPath, profiles.Overrides{})
+	// Loopback and the test's certificates, as serve's flags would set them.
+	over := profiles.Overrides{Server: map[string]any{
+		"listen":        "127.0.0.1:0",
+		"metricsListen": "127.0.0.1:0",
+		"tlsCertFile":   filepath.Join(dir, "certs", "tls.crt"),
+		"tlsKeyFile":    filepath.Join(dir, "certs", "tls.key"),
+	}}
+	cfg, err := profiles.Load(cfgPath, over)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := Options{
-		Config:        cfg,
-		Listen:        "127.0.0.1:0",
-		MetricsListen: "127.0.0.1:0",
-		TLSCertFile:   filepath.Join(dir, "certs", "tls.crt"),
-		TLSKeyFile:    filepath.Join(dir, "certs", "tls.key"),
-		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Out:           io.Discard,
-		Namespaces:    ns,
+		Config:          cfg,
+		ConfigOverrides: over,
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Out:             io.Discard,
+		Namespaces:      ns,
 		// Fast polling keeps the reload tests short.
 		ConfigPollInterval: 100 * time.Millisecond,
 		OnListening: func(a, m string) {
@@ -455,13 +459,13 @@ func (l *logBuffer) String() string {
 // need a restart.
 func TestConfigReloadServerKeys(t *testing.T) {
 	logs := &logBuffer{}
-	over := profiles.Overrides{Server: map[string]any{"shutdownDelay": "1s"}}
 	r := startServer(t, "defaultProfile: restricted\nserver:\n  shutdownDelay: 0s\n", nil, func(o *Options) {
-		cfg, err := profiles.Load(o.Config.Path(), over)
+		o.ConfigOverrides.Server["shutdownDelay"] = "1s"
+		cfg, err := profiles.Load(o.Config.Path(), o.ConfigOverrides)
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.Config, o.ConfigOverrides = cfg, over
+		o.Config = cfg
 		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	})
 	cfgPath := filepath.Join(r.dir, "config.yaml")

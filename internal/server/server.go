@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,40 +28,19 @@ import (
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
-// Options configure `pod-hardener serve`; most are profiles.ServerSettings,
-// validated with the rest of config.yaml before Run is called.
+// Options configure `pod-hardener serve`. Where and how to serve comes
+// from Config.Server (profiles.ServerSettings): validated with the rest
+// of config.yaml, flags and environment included, before Run is called.
 type Options struct {
 	// Config is the loaded, validated config.yaml (nil: the built-in
 	// defaults); Config.Path, when set, is watched and re-read on change,
 	// with ConfigOverrides (the flags and environment) applied again.
 	Config          *profiles.Config
 	ConfigOverrides profiles.Overrides
-	Listen          string // HTTPS webhook, default :8443
-	MetricsListen   string // HTTP /metrics /healthz /readyz, default :9090
-	TLSCertFile     string
-	TLSKeyFile      string
-	Kubeconfig      string
-	// DevCertsDir: make a CA and serving certificate there when missing,
-	// serve with them, and print the caBundle and a webhook configuration.
-	DevCertsDir string
-	// HTTP2 enables HTTP/2; off by default (CVE-2023-44487, rapid reset).
-	HTTP2 bool
-	// ShutdownDelay: after SIGTERM, how long /readyz fails while requests
-	// are still served, so endpoints drop this pod before it stops.
-	ShutdownDelay time.Duration
 	// ShutdownTimeout bounds the wait for in-flight requests.
 	ShutdownTimeout time.Duration
 	// ConfigPollInterval: how often config.yaml is checked for changes.
 	ConfigPollInterval time.Duration
-	// ImageLookup, when set, turns image-aware hardening on with these
-	// bounds; ImagePlatform is the node platform when a pod selects none.
-	ImageLookup   *imagefacts.Config
-	ImagePlatform v1.Platform
-	// AuditInterval > 0 keeps an audit of every pod current from a pod
-	// informer and exports it on /metrics (audit.Live), with a pass this
-	// often; AuditNamespaceLabel keeps its namespace label.
-	AuditInterval       time.Duration
-	AuditNamespaceLabel bool
 
 	Logger *slog.Logger
 	Out    io.Writer // dev-certs output
@@ -75,12 +53,6 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.Listen == "" {
-		o.Listen = ":8443"
-	}
-	if o.MetricsListen == "" {
-		o.MetricsListen = ":9090"
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
@@ -103,22 +75,24 @@ func Run(ctx context.Context, o Options) error {
 	o.defaults()
 	log := o.Logger
 	cfg := o.Config
+	st := cfg.Server
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := NewMetrics(reg)
 
-	if o.DevCertsDir != "" {
-		ca, err := DevCerts(o.DevCertsDir)
+	certFile, keyFile := st.TLSCertFile, st.TLSKeyFile
+	if st.DevCerts != "" {
+		ca, err := DevCerts(st.DevCerts)
 		if err != nil {
 			return fmt.Errorf("dev certificates: %w", err)
 		}
-		o.TLSCertFile, o.TLSKeyFile = filepath.Join(o.DevCertsDir, "tls.crt"), filepath.Join(o.DevCertsDir, "tls.key")
+		certFile, keyFile = filepath.Join(st.DevCerts, "tls.crt"), filepath.Join(st.DevCerts, "tls.key")
 		o.devCA = ca
 	}
-	if o.TLSCertFile == "" || o.TLSKeyFile == "" {
+	if certFile == "" || keyFile == "" {
 		return errors.New("--tls-cert-file and --tls-key-file are required (or --dev-certs DIR)")
 	}
-	certs, err := NewCertReloader(o.TLSCertFile, o.TLSKeyFile, log, metrics)
+	certs, err := NewCertReloader(certFile, keyFile, log, metrics)
 	if err != nil {
 		return err
 	}
@@ -128,7 +102,7 @@ func Run(ctx context.Context, o Options) error {
 	var ns NamespaceLookup = NoNamespaces{}
 	var synced = func() bool { return true }
 	var client kubernetes.Interface
-	restCfg, err := kubeConfig(o.Kubeconfig)
+	restCfg, err := kubeConfig(st.Kubeconfig)
 	switch {
 	case err != nil && o.Namespaces == nil:
 		return err
@@ -149,18 +123,29 @@ func Run(ctx context.Context, o Options) error {
 		ns, synced = inf, inf.Synced
 	}
 	decider := NewDecider(cfg, ns, metrics)
-	if o.ImageLookup != nil {
-		res, err := imagefacts.New(*o.ImageLookup, reg)
+	if st.ImageLookup {
+		platform, err := imagefacts.ParsePlatform(st.ImageLookupPlatform)
+		if err != nil {
+			return fmt.Errorf("config server.imageLookupPlatform: %w", err)
+		}
+		res, err := imagefacts.New(imagefacts.Config{
+			Budget:              st.ImageLookupBudget,
+			TagTTL:              st.ImageLookupTagTTL,
+			CacheSize:           st.ImageLookupCacheSize,
+			RegistryConcurrency: st.ImageLookupRegistryConcurrency,
+			MaxImages:           st.ImageLookupMaxImages,
+			InsecureRegistries:  st.ImageLookupInsecureRegistries,
+		}, reg)
 		if err != nil {
 			return err
 		}
 		if client == nil {
 			log.Warn("image lookup without cluster access: images are looked up anonymously")
 		}
-		decider.SetImageLookup(&ImageLookup{Resolver: res, Client: client, Platform: o.ImagePlatform})
-		log.Info("image lookup on", "budget", res.Budget(), "platform", o.ImagePlatform.String())
+		decider.SetImageLookup(&ImageLookup{Resolver: res, Client: client, Platform: platform})
+		log.Info("image lookup on", "budget", res.Budget(), "platform", platform.String())
 	}
-	if o.AuditInterval > 0 {
+	if st.AuditInterval > 0 {
 		if err := startAudit(ctx, restCfg, o, decider, reg); err != nil {
 			return err
 		}
@@ -195,7 +180,7 @@ func Run(ctx context.Context, o Options) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if o.HTTP2 {
+	if st.HTTP2 {
 		tlsCfg.NextProtos = []string{"h2", "http/1.1"}
 	} else {
 		// A non-nil empty map turns HTTP/2 off.
@@ -219,19 +204,19 @@ func Run(ctx context.Context, o Options) error {
 	msrv := &http.Server{Handler: mmux, ReadHeaderTimeout: 3 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 
-	ln, err := net.Listen("tcp", o.Listen)
+	ln, err := net.Listen("tcp", st.Listen)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", o.Listen, err)
+		return fmt.Errorf("listening on %s: %w", st.Listen, err)
 	}
-	mln, err := net.Listen("tcp", o.MetricsListen)
+	mln, err := net.Listen("tcp", st.MetricsListen)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("listening on %s: %w", o.MetricsListen, err)
+		return fmt.Errorf("listening on %s: %w", st.MetricsListen, err)
 	}
 	if o.devCA != nil {
 		printDevConfig(o.Out, ln.Addr().String(), o.devCA)
 	}
-	log.Info("serving", "webhook", ln.Addr().String(), "metrics", mln.Addr().String(), "http2", o.HTTP2,
+	log.Info("serving", "webhook", ln.Addr().String(), "metrics", mln.Addr().String(), "http2", st.HTTP2,
 		"config", cfg.Path(), "defaultProfile", cfg.DefaultProfile)
 	if o.OnListening != nil {
 		o.OnListening(ln.Addr().String(), mln.Addr().String())
@@ -247,8 +232,8 @@ func Run(ctx context.Context, o Options) error {
 	case <-ctx.Done():
 	}
 	shuttingDown.Store(true)
-	log.Info("shutting down: draining in-flight requests", "delay", o.ShutdownDelay)
-	time.Sleep(o.ShutdownDelay)
+	log.Info("shutting down: draining in-flight requests", "delay", st.ShutdownDelay)
+	time.Sleep(st.ShutdownDelay)
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(sctx)

@@ -48,7 +48,7 @@ const appArmorAnnotationPrefix = "container.apparmor.security.beta.kubernetes.io
 func appArmorProfile(h *hctx) {
 	ephemeral := h.in.EphemeralOnly != nil
 	if sc := h.pod.Spec.SecurityContext; !ephemeral && sc != nil && sc.AppArmorProfile != nil && !appArmorTypeAllowed(sc.AppArmorProfile.Type) {
-		if h.conflict(profiles.AppArmorProfile, nil, "spec.securityContext.appArmorProfile.type", sc.AppArmorProfile.Type) == profiles.ActionEnforce {
+		if h.conflict(profiles.AppArmorProfile, nil, "spec.securityContext.appArmorProfile.type", sc.AppArmorProfile.Type).enforce() {
 			setRuntimeDefault(h.podSC.child("appArmorProfile", true), &sc.AppArmorProfile.Type)
 		}
 	}
@@ -58,7 +58,7 @@ func appArmorProfile(h *hctx) {
 		if sc == nil || sc.AppArmorProfile == nil || seen.of(sc.AppArmorProfile.Type, appArmorTypeAllowed) {
 			continue
 		}
-		if h.conflict(profiles.AppArmorProfile, t, "securityContext.appArmorProfile.type", sc.AppArmorProfile.Type) == profiles.ActionEnforce {
+		if h.conflict(profiles.AppArmorProfile, t, "securityContext.appArmorProfile.type", sc.AppArmorProfile.Type).enforce() {
 			setRuntimeDefault(t.sc().child("appArmorProfile", true), &sc.AppArmorProfile.Type)
 		}
 	}
@@ -74,7 +74,7 @@ func appArmorProfile(h *hctx) {
 	}
 	sort.Strings(bad)
 	for _, k := range bad {
-		if h.conflict(profiles.AppArmorProfile, nil, "metadata.annotations["+k+"]", ann[k]) == profiles.ActionEnforce {
+		if h.conflict(profiles.AppArmorProfile, nil, "metadata.annotations["+k+"]", ann[k]).enforce() {
 			h.annotate(k, "runtime/default")
 			ann[k] = "runtime/default"
 		}

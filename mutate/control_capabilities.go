@@ -34,7 +34,7 @@ func capabilities(h *hctx, t *target) {
 		if h.prof.CapabilityAllowed(c) {
 			continue
 		}
-		if h.conflict(profiles.Capabilities, t, "securityContext.capabilities.add", c) == profiles.ActionEnforce {
+		if h.conflict(profiles.Capabilities, t, "securityContext.capabilities.add", c).enforce() {
 			removed = append(removed, i)
 		}
 	}

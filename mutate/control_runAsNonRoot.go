@@ -53,11 +53,11 @@ func runAsNonRoot(h *hctx) {
 	podSC := spec.SecurityContext
 	ephemeral := h.in.EphemeralOnly != nil
 	if !ephemeral && podSC != nil {
-		if isFalse(podSC.RunAsNonRoot) && h.conflict(profiles.RunAsNonRoot, nil, "spec.securityContext.runAsNonRoot", "false") == profiles.ActionEnforce {
+		if isFalse(podSC.RunAsNonRoot) && h.conflict(profiles.RunAsNonRoot, nil, "spec.securityContext.runAsNonRoot", "false").enforce() {
 			h.podSC.replace("runAsNonRoot", true)
 			*podSC.RunAsNonRoot = true
 		}
-		if podSC.RunAsUser != nil && *podSC.RunAsUser == 0 && h.conflict(profiles.RunAsNonRoot, nil, "spec.securityContext.runAsUser", "0") == profiles.ActionEnforce {
+		if podSC.RunAsUser != nil && *podSC.RunAsUser == 0 && h.conflict(profiles.RunAsNonRoot, nil, "spec.securityContext.runAsUser", "0").enforce() {
 			h.podSC.replace("runAsUser", safeUID)
 			*podSC.RunAsUser = safeUID
 		}
@@ -77,11 +77,11 @@ func runAsNonRoot(h *hctx) {
 			}
 			continue
 		}
-		if isFalse(sc.RunAsNonRoot) && h.conflict(profiles.RunAsNonRoot, t, "securityContext.runAsNonRoot", "false") == profiles.ActionEnforce {
+		if isFalse(sc.RunAsNonRoot) && h.conflict(profiles.RunAsNonRoot, t, "securityContext.runAsNonRoot", "false").enforce() {
 			t.sc().replace("runAsNonRoot", true)
 			*sc.RunAsNonRoot = true
 		}
-		if sc.RunAsUser != nil && *sc.RunAsUser == 0 && h.conflict(profiles.RunAsNonRoot, t, "securityContext.runAsUser", "0") == profiles.ActionEnforce {
+		if sc.RunAsUser != nil && *sc.RunAsUser == 0 && h.conflict(profiles.RunAsNonRoot, t, "securityContext.runAsUser", "0").enforce() {
 			t.sc().replace("runAsUser", safeUID)
 			*sc.RunAsUser = safeUID
 		}

@@ -49,7 +49,7 @@ func seLinuxFields(h *hctx, t *target, field string, v *seLinuxView, seen *verdi
 		if !f.bad {
 			continue
 		}
-		if h.conflict(profiles.SELinuxOptions, t, field+"."+f.key, *f.val) == profiles.ActionEnforce {
+		if h.conflict(profiles.SELinuxOptions, t, field+"."+f.key, *f.val).enforce() {
 			removeKey(o(), f.key)
 			*f.val = ""
 		}

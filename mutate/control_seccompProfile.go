@@ -35,7 +35,7 @@ func seccompProfile(h *hctx) {
 	ephemeral := h.in.EphemeralOnly != nil
 	podSet := podSC != nil && podSC.SeccompProfile != nil
 	if podSet && !ephemeral && podSC.SeccompProfile.Type == seccompUnconfined {
-		if h.conflict(profiles.SeccompProfile, nil, "spec.securityContext.seccompProfile.type", seccompUnconfined) == profiles.ActionEnforce {
+		if h.conflict(profiles.SeccompProfile, nil, "spec.securityContext.seccompProfile.type", seccompUnconfined).enforce() {
 			h.podSC.child("seccompProfile", true).replace("type", "RuntimeDefault")
 			podSC.SeccompProfile.Type = "RuntimeDefault"
 		}
@@ -48,7 +48,7 @@ func seccompProfile(h *hctx) {
 			continue
 		}
 		if sc.SeccompProfile.Type == seccompUnconfined &&
-			h.conflict(profiles.SeccompProfile, t, "securityContext.seccompProfile.type", seccompUnconfined) == profiles.ActionEnforce {
+			h.conflict(profiles.SeccompProfile, t, "securityContext.seccompProfile.type", seccompUnconfined).enforce() {
 			t.sc().child("seccompProfile", true).replace("type", "RuntimeDefault")
 			sc.SeccompProfile.Type = "RuntimeDefault"
 		}
@@ -65,7 +65,7 @@ func seccompProfile(h *hctx) {
 			if sc := t.c.SecurityContext; sc != nil && sc.SeccompProfile != nil {
 				continue
 			}
-			if inherited && h.conflict(profiles.SeccompProfile, t, "seccompProfile.type (inherited from spec.securityContext)", seccompUnconfined) != profiles.ActionEnforce {
+			if inherited && !h.conflict(profiles.SeccompProfile, t, "seccompProfile.type (inherited from spec.securityContext)", seccompUnconfined).enforce() {
 				continue
 			}
 			t.sc().set("seccompProfile", runtimeDefault())

@@ -36,7 +36,7 @@ func sysctls(h *hctx) {
 		if sysctlAllowed(s.Name) {
 			continue
 		}
-		if h.conflict(profiles.Sysctls, nil, "spec.securityContext.sysctls["+strconv.Itoa(i)+"].name", s.Name) == profiles.ActionEnforce {
+		if h.conflict(profiles.Sysctls, nil, "spec.securityContext.sysctls["+strconv.Itoa(i)+"].name", s.Name).enforce() {
 			drop = append(drop, i)
 		}
 	}

@@ -50,8 +50,7 @@ func seLinuxFields(h *hctx, t *target, field string, v *seLinuxView, seen *verdi
 			continue
 		}
 		if h.conflict(profiles.SELinuxOptions, t, field+"."+f.key, *f.val).enforce() {
-			removeKey(o(), f.key)
-			*f.val = ""
+			remove(h, o(), f.key, f.val)
 		}
 	}
 }

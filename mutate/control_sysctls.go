@@ -40,21 +40,5 @@ func sysctls(h *hctx) {
 			drop = append(drop, i)
 		}
 	}
-	if len(drop) == 0 {
-		return
-	}
-	// From the last: each remove shifts the entries after it.
-	list := h.podSC.child("sysctls", true)
-	for i := len(drop) - 1; i >= 0; i-- {
-		h.b.remove(list.at() + "/" + strconv.Itoa(drop[i]))
-	}
-	kept := sc.Sysctls[:0]
-	for i, s := range sc.Sysctls {
-		if len(drop) > 0 && drop[0] == i {
-			drop = drop[1:]
-			continue
-		}
-		kept = append(kept, s)
-	}
-	sc.Sysctls = kept
+	removeEntries(h, h.podSC, "sysctls", &sc.Sysctls, drop)
 }

@@ -320,6 +320,7 @@ func (h *hctx) removeAnnotation(key, why string) {
 		return
 	}
 	h.b.remove(h.meta.at() + "/annotations/" + escape(key))
+	delete(h.pod.Metadata.Annotations, key)
 	if h.in.Report {
 		h.warn("report mode: annotation %s would be removed: %s", key, why)
 		return
@@ -370,7 +371,9 @@ func (h *hctx) recordExemptions() {
 }
 
 // annotate sets a pod annotation unless it already has that value, so a
-// second pass adds nothing.
+// second pass adds nothing. The view follows where the pod has
+// annotations; a pod without any gets only the audit annotations, written
+// after the controls ran, which nothing reads back.
 func (h *hctx) annotate(key, value string) {
 	var cur map[string]string
 	if h.pod.Metadata != nil {
@@ -382,10 +385,14 @@ func (h *hctx) annotate(key, value string) {
 	if v, ok := cur[key]; ok {
 		if v != value {
 			h.ann.replace(key, value)
+			cur[key] = value
 		}
 		return
 	}
 	h.ann.set(key, value)
+	if cur != nil {
+		cur[key] = value
+	}
 }
 
 func (h *hctx) warn(format string, args ...any) {

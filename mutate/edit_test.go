@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
 // TestPropertyViewFollowsPatch: after a pass, the pod view the controls
@@ -122,4 +124,27 @@ func viewCanon(t *testing.T, p *podView) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestReviewPodTwice: a Pod's view holds the hardened pod after a review,
+// so a second review of it is refused rather than answered with operations
+// against a document that is not the request's.
+func TestReviewPodTwice(t *testing.T) {
+	raw := `{"metadata":{"name":"p"},"spec":{"containers":[{"name":"app","image":"nginx"}]}}`
+	var doc struct {
+		Object *Pod `json:"object"`
+	}
+	if err := DecodeStrict([]byte(`{"object":`+raw+`}`), &doc); err != nil {
+		t.Fatal(err)
+	}
+	cfg := profiles.Default()
+	facts := profiles.Facts{Namespace: "apps", NamespaceKnown: true}
+	first, err := ReviewPod(context.Background(), cfg, doc.Object, facts, Options{})
+	if err != nil || len(first.Operations) == 0 {
+		t.Fatalf("first review: %v, %d operations", err, len(first.Operations))
+	}
+	again, err := ReviewPod(context.Background(), cfg, doc.Object, facts, Options{})
+	if err == nil {
+		t.Fatalf("a second review of the same Pod was answered (%d operations); want an error", len(again.Operations))
+	}
 }

@@ -52,5 +52,3 @@ func allowPrivilegeEscalation(h *hctx, t *target) {
 	set(h, t.sc(), "allowPrivilegeEscalation", &t.securityContext().AllowPrivilegeEscalation, false,
 		change{control: profiles.AllowPrivilegeEscalation, t: t, field: "allowPrivilegeEscalation=false"})
 }
-
-func boolp(b bool) *bool { return &b }

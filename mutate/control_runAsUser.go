@@ -45,5 +45,3 @@ func runAsUser(h *hctx) {
 		set(h, h.podSC, f.key, f.have, *f.want, change{control: profiles.RunAsUser, field: "securityContext." + f.key})
 	}
 }
-
-func int64p(v int64) *int64 { return &v }

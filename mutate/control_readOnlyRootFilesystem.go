@@ -318,7 +318,7 @@ func (h *hctx) ensureVolume(p *writablePath) bool {
 	// Whether the input had the list, not whether an earlier call made
 	// it: every new volume goes into the one new list.
 	appendTo(h, h.spec, "volumes", h.volumesInInput, &h.pod.Spec.Volumes, volumeView{Name: name},
-		volume{Name: name, EmptyDir: h.prof.EmptyDir}, change{})
+		volume{Name: name, EmptyDir: h.prof.EmptyDir}, change{}) // the mounts are the change record
 	if h.volumeIndex != nil {
 		h.volumeIndex[name] = len(h.pod.Spec.Volumes) - 1
 	}

@@ -10,8 +10,9 @@ package mutate
 // field as warnings name it, and the container (nil: the pod). at, when
 // set, caches the index of the field's entry in Result.Changes (-1 before
 // the first), for a field set in many places (a writable path is mounted
-// in every container). The zero change records nothing: enforced, for a
-// value that replaces a conflict, which is its record.
+// in every container). The zero change records nothing: for a value that
+// replaces a conflict (enforced), the conflict is the record; for a volume
+// the engine adds, its mounts are.
 type change struct {
 	control string
 	field   string

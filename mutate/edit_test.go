@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/pod-hardener/pod-hardener/profiles"
@@ -146,5 +150,36 @@ func TestReviewPodTwice(t *testing.T) {
 	again, err := ReviewPod(context.Background(), cfg, doc.Object, facts, Options{})
 	if err == nil {
 		t.Fatalf("a second review of the same Pod was answered (%d operations); want an error", len(again.Operations))
+	}
+}
+
+// TestControlsChangeThePodOnlyThroughEdit: no control writes an operation
+// itself, which would leave the view and the change record behind; the
+// functions of edit.go are the one way.
+func TestControlsChangeThePodOnlyThroughEdit(t *testing.T) {
+	direct := regexp.MustCompile(`\.(set|replace|append)\("|\.b\.(add|replace|remove)\(`)
+	files, err := filepath.Glob("control_*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "image_decisions.go")
+	checked := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(src), "\n") {
+			if direct.MatchString(line) {
+				t.Errorf("%s:%d writes an operation directly; use set, setAs, setValue, remove, appendTo or removeEntries (edit.go): %s", f, i+1, strings.TrimSpace(line))
+			}
+		}
+		checked++
+	}
+	if checked < 15 {
+		t.Errorf("only %d control files read", checked)
 	}
 }

@@ -12,7 +12,11 @@ const (
 )
 
 // control is one hardening control. Each lives in control_<name>.go with
-// its doc, registration and table test, as in pod-security-admission.
+// its doc, registration and table test, as in pod-security-admission. It
+// reads the pod view and changes the pod only through the functions of
+// edit.go, which write the operation, the view and the change record
+// together; a conflict it records (hctx.conflict) is the handle it decides
+// on.
 type control struct {
 	name  string
 	level level

@@ -33,13 +33,12 @@ func allowPrivilegeEscalation(h *hctx, t *target) {
 		blocked = "the container adds CAP_SYS_ADMIN"
 	}
 	if sc != nil && isTrue(sc.AllowPrivilegeEscalation) {
-		if h.conflict(profiles.AllowPrivilegeEscalation, t, "securityContext.allowPrivilegeEscalation", "true") == profiles.ActionEnforce {
+		if c := h.conflict(profiles.AllowPrivilegeEscalation, t, "securityContext.allowPrivilegeEscalation", "true"); c.enforce() {
 			if blocked != "" {
-				h.cannotEnforce("cannot set false: " + blocked + " and the API server rejects that combination")
+				c.cannotEnforce("cannot set false: " + blocked + " and the API server rejects that combination")
 				return
 			}
-			t.sc().replace("allowPrivilegeEscalation", false)
-			*sc.AllowPrivilegeEscalation = false
+			set(h, t.sc(), "allowPrivilegeEscalation", &sc.AllowPrivilegeEscalation, false, enforced)
 		}
 		return
 	}
@@ -50,9 +49,6 @@ func allowPrivilegeEscalation(h *hctx, t *target) {
 		h.problems = append(h.problems, t.where()+": allowPrivilegeEscalation left unset: "+blocked)
 		return
 	}
-	t.sc().set("allowPrivilegeEscalation", false)
-	t.securityContext().AllowPrivilegeEscalation = boolp(false)
-	h.changed(profiles.AllowPrivilegeEscalation, t, "allowPrivilegeEscalation=false")
+	set(h, t.sc(), "allowPrivilegeEscalation", &t.securityContext().AllowPrivilegeEscalation, false,
+		change{control: profiles.AllowPrivilegeEscalation, t: t, field: "allowPrivilegeEscalation=false"})
 }
-
-func boolp(b bool) *bool { return &b }

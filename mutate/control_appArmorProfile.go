@@ -31,25 +31,13 @@ func init() {
 	})
 }
 
-// setRuntimeDefault writes type RuntimeDefault into an appArmorProfile. A
-// profile without a type (which the view reads as "") has no key to
-// replace: an add there is valid, and replaces a null or "" as well.
-func setRuntimeDefault(profile *obj, typ *string) {
-	if *typ == "" {
-		profile.set("type", "RuntimeDefault")
-	} else {
-		profile.replace("type", "RuntimeDefault")
-	}
-	*typ = "RuntimeDefault"
-}
-
 const appArmorAnnotationPrefix = "container.apparmor.security.beta.kubernetes.io/"
 
 func appArmorProfile(h *hctx) {
 	ephemeral := h.in.EphemeralOnly != nil
 	if sc := h.pod.Spec.SecurityContext; !ephemeral && sc != nil && sc.AppArmorProfile != nil && !appArmorTypeAllowed(sc.AppArmorProfile.Type) {
-		if h.conflict(profiles.AppArmorProfile, nil, "spec.securityContext.appArmorProfile.type", sc.AppArmorProfile.Type) == profiles.ActionEnforce {
-			setRuntimeDefault(h.podSC.child("appArmorProfile", true), &sc.AppArmorProfile.Type)
+		if h.conflict(profiles.AppArmorProfile, nil, "spec.securityContext.appArmorProfile.type", sc.AppArmorProfile.Type).enforce() {
+			setValue(h, h.podSC.child("appArmorProfile", true), "type", &sc.AppArmorProfile.Type, "RuntimeDefault", enforced)
 		}
 	}
 	var seen verdict
@@ -58,8 +46,8 @@ func appArmorProfile(h *hctx) {
 		if sc == nil || sc.AppArmorProfile == nil || seen.of(sc.AppArmorProfile.Type, appArmorTypeAllowed) {
 			continue
 		}
-		if h.conflict(profiles.AppArmorProfile, t, "securityContext.appArmorProfile.type", sc.AppArmorProfile.Type) == profiles.ActionEnforce {
-			setRuntimeDefault(t.sc().child("appArmorProfile", true), &sc.AppArmorProfile.Type)
+		if h.conflict(profiles.AppArmorProfile, t, "securityContext.appArmorProfile.type", sc.AppArmorProfile.Type).enforce() {
+			setValue(h, t.sc().child("appArmorProfile", true), "type", &sc.AppArmorProfile.Type, "RuntimeDefault", enforced)
 		}
 	}
 	if ephemeral {
@@ -74,9 +62,8 @@ func appArmorProfile(h *hctx) {
 	}
 	sort.Strings(bad)
 	for _, k := range bad {
-		if h.conflict(profiles.AppArmorProfile, nil, "metadata.annotations["+k+"]", ann[k]) == profiles.ActionEnforce {
+		if h.conflict(profiles.AppArmorProfile, nil, "metadata.annotations["+k+"]", ann[k]).enforce() {
 			h.annotate(k, "runtime/default")
-			ann[k] = "runtime/default"
 		}
 	}
 }

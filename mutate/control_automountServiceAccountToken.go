@@ -27,13 +27,11 @@ func automountServiceAccountToken(h *hctx) {
 	v := h.pod.Spec.AutomountServiceAccountToken
 	switch {
 	case v == nil:
-		h.spec.set("automountServiceAccountToken", false)
-		h.pod.Spec.AutomountServiceAccountToken = boolp(false)
-		h.changed(profiles.AutomountServiceAccountToken, nil, "automountServiceAccountToken=false")
+		set(h, h.spec, "automountServiceAccountToken", &h.pod.Spec.AutomountServiceAccountToken, false,
+			change{control: profiles.AutomountServiceAccountToken, field: "automountServiceAccountToken=false"})
 	case *v:
-		if h.conflict(profiles.AutomountServiceAccountToken, nil, "spec.automountServiceAccountToken", "true") == profiles.ActionEnforce {
-			h.spec.replace("automountServiceAccountToken", false)
-			*v = false
+		if h.conflict(profiles.AutomountServiceAccountToken, nil, "spec.automountServiceAccountToken", "true").enforce() {
+			set(h, h.spec, "automountServiceAccountToken", &h.pod.Spec.AutomountServiceAccountToken, false, enforced)
 		}
 	}
 }

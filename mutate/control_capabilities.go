@@ -34,31 +34,19 @@ func capabilities(h *hctx, t *target) {
 		if h.prof.CapabilityAllowed(c) {
 			continue
 		}
-		if h.conflict(profiles.Capabilities, t, "securityContext.capabilities.add", c) == profiles.ActionEnforce {
+		if h.conflict(profiles.Capabilities, t, "securityContext.capabilities.add", c).enforce() {
 			removed = append(removed, i)
 		}
 	}
-	// Remove from the end, so each index still points at its entry.
-	for j := len(removed) - 1; j >= 0; j-- {
-		h.b.remove(t.caps().at() + "/add/" + itoa(removed[j]))
-	}
 	if len(removed) > 0 {
-		kept := make([]string, 0, len(add)-len(removed))
-		for i, c := range add {
-			if len(removed) > 0 && removed[0] == i {
-				removed = removed[1:]
-				continue
-			}
-			kept = append(kept, c)
-		}
-		t.securityContext().Capabilities.Add = kept
+		removeEntries(h, t.caps(), "add", &t.securityContext().Capabilities.Add, removed)
 	}
 	for _, want := range h.prof.DropCapabilities {
 		if hasCapability(drop, want) {
 			continue
 		}
-		t.caps().append("drop", dropExists, want)
-		h.changed(profiles.Capabilities, t, dropChange(want))
+		appendTo(h, t.caps(), "drop", dropExists, t.drop(), want, want,
+			change{control: profiles.Capabilities, t: t, field: dropChange(want)})
 	}
 }
 

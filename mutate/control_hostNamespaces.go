@@ -28,19 +28,19 @@ func hostNamespaces(h *hctx) {
 	s := h.pod.Spec
 	for _, f := range []struct {
 		key string
-		v   *bool
-	}{{"hostNetwork", s.HostNetwork}, {"hostPID", s.HostPID}, {"hostIPC", s.HostIPC}} {
-		if !isTrue(f.v) {
+		v   **bool
+	}{{"hostNetwork", &s.HostNetwork}, {"hostPID", &s.HostPID}, {"hostIPC", &s.HostIPC}} {
+		if !isTrue(*f.v) {
 			continue
 		}
-		if h.conflict(profiles.HostNamespaces, nil, "spec."+f.key, "true") != profiles.ActionEnforce {
+		c := h.conflict(profiles.HostNamespaces, nil, "spec."+f.key, "true")
+		if !c.enforce() {
 			continue
 		}
 		if f.key == "hostNetwork" && h.hostProcess {
-			h.cannotEnforce("Windows HostProcess pods must use the host network")
+			c.cannotEnforce("Windows HostProcess pods must use the host network")
 			continue
 		}
-		h.spec.replace(f.key, false)
-		*f.v = false
+		set(h, h.spec, f.key, f.v, false, enforced)
 	}
 }

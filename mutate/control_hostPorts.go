@@ -32,14 +32,14 @@ func hostPorts(h *hctx, t *target) {
 			continue
 		}
 		field := "ports[" + strconv.Itoa(i) + "].hostPort"
-		if h.conflict(profiles.HostPorts, t, field, strconv.FormatInt(p.HostPort, 10)) != profiles.ActionEnforce {
+		c := h.conflict(profiles.HostPorts, t, field, strconv.FormatInt(p.HostPort, 10))
+		if !c.enforce() {
 			continue
 		}
 		if isTrue(h.pod.Spec.HostNetwork) {
-			h.cannotEnforce("hostNetwork is true, and the API server then requires hostPort to equal containerPort")
+			c.cannotEnforce("hostNetwork is true, and the API server then requires hostPort to equal containerPort")
 			continue
 		}
-		h.b.remove(t.obj.at() + "/ports/" + strconv.Itoa(i) + "/hostPort")
-		t.c.Ports[i].HostPort = 0
+		remove(h, t.obj, "ports/"+strconv.Itoa(i)+"/hostPort", &t.c.Ports[i].HostPort)
 	}
 }

@@ -47,9 +47,8 @@ func hostProbesAndHostLifecycle(h *hctx, t *target) {
 				continue
 			}
 			field := strings.ReplaceAll(hd.path, "/", ".") + "." + k.key + ".host"
-			if h.conflict(profiles.HostProbesAndHostLifecycle, t, field, k.v.Host) == profiles.ActionEnforce {
-				h.b.remove(t.obj.at() + "/" + hd.path + "/" + k.key + "/host")
-				k.v.Host = ""
+			if h.conflict(profiles.HostProbesAndHostLifecycle, t, field, k.v.Host).enforce() {
+				remove(h, t.obj, hd.path+"/"+k.key+"/host", &k.v.Host)
 			}
 		}
 	}

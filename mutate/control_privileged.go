@@ -25,8 +25,7 @@ func privileged(h *hctx, t *target) {
 	if sc == nil || !isTrue(sc.Privileged) {
 		return
 	}
-	if h.conflict(profiles.Privileged, t, "securityContext.privileged", "true") == profiles.ActionEnforce {
-		t.sc().replace("privileged", false)
-		*sc.Privileged = false
+	if h.conflict(profiles.Privileged, t, "securityContext.privileged", "true").enforce() {
+		set(h, t.sc(), "privileged", &sc.Privileged, false, enforced)
 	}
 }

@@ -28,8 +28,7 @@ func procMount(h *hctx, t *target) {
 	if sc == nil || sc.ProcMount == nil || procMountAllowed(*sc.ProcMount, h.pod.Spec.HostUsers, h.prof.Level) {
 		return
 	}
-	if h.conflict(profiles.ProcMount, t, "securityContext.procMount", *sc.ProcMount) == profiles.ActionEnforce {
-		t.sc().replace("procMount", "Default")
-		*sc.ProcMount = "Default"
+	if h.conflict(profiles.ProcMount, t, "securityContext.procMount", *sc.ProcMount).enforce() {
+		set(h, t.sc(), "procMount", &sc.ProcMount, "Default", enforced)
 	}
 }

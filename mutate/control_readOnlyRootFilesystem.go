@@ -46,15 +46,13 @@ func readOnlyRootFilesystem(h *hctx, t *target) {
 	sc := t.c.SecurityContext
 	switch {
 	case sc != nil && isFalse(sc.ReadOnlyRootFilesystem):
-		if h.conflict(profiles.ReadOnlyRootFilesystem, t, "securityContext.readOnlyRootFilesystem", "false") != profiles.ActionEnforce {
+		if !h.conflict(profiles.ReadOnlyRootFilesystem, t, "securityContext.readOnlyRootFilesystem", "false").enforce() {
 			return // the root stays writable: no writable paths needed
 		}
-		t.sc().replace("readOnlyRootFilesystem", true)
-		*sc.ReadOnlyRootFilesystem = true
+		set(h, t.sc(), "readOnlyRootFilesystem", &sc.ReadOnlyRootFilesystem, true, enforced)
 	case sc == nil || sc.ReadOnlyRootFilesystem == nil:
-		t.sc().set("readOnlyRootFilesystem", true)
-		t.securityContext().ReadOnlyRootFilesystem = boolp(true)
-		h.changed(profiles.ReadOnlyRootFilesystem, t, "readOnlyRootFilesystem=true")
+		set(h, t.sc(), "readOnlyRootFilesystem", &t.securityContext().ReadOnlyRootFilesystem, true,
+			change{control: profiles.ReadOnlyRootFilesystem, t: t, field: "readOnlyRootFilesystem=true"})
 	}
 	w := &h.paths
 	var own []int
@@ -104,11 +102,11 @@ func (h *hctx) mountWritable(t *target, i int, mountsExist bool) bool {
 		h.problems = append(h.problems, fmt.Sprintf("%s: writable path %s not mounted: volumes cannot be added to a running pod", t.where(), p.path))
 		return false
 	}
-	t.obj.append("volumeMounts", mountsExist, volumeMount{Name: p.volume, MountPath: p.path})
-	t.c.VolumeMounts = append(t.c.VolumeMounts, volumeMountView{Name: p.volume, MountPath: p.path})
+	appendTo(h, t.obj, "volumeMounts", mountsExist, &t.c.VolumeMounts, volumeMountView{Name: p.volume, MountPath: p.path},
+		volumeMount{Name: p.volume, MountPath: p.path},
+		change{control: profiles.ReadOnlyRootFilesystem, t: t, field: p.change, at: &p.changeAt})
 	// A path the image declares as well as the profile is mounted once.
 	h.paths.mounted[i] = true
-	h.changedAt(&p.changeAt, profiles.ReadOnlyRootFilesystem, t, p.change)
 	return true
 }
 
@@ -319,8 +317,8 @@ func (h *hctx) ensureVolume(p *writablePath) bool {
 	}
 	// Whether the input had the list, not whether an earlier call made
 	// it: every new volume goes into the one new list.
-	h.spec.append("volumes", h.volumesInInput, volume{Name: name, EmptyDir: h.prof.EmptyDir})
-	h.pod.Spec.Volumes = append(h.pod.Spec.Volumes, volumeView{Name: name})
+	appendTo(h, h.spec, "volumes", h.volumesInInput, &h.pod.Spec.Volumes, volumeView{Name: name},
+		volume{Name: name, EmptyDir: h.prof.EmptyDir}, change{}) // the mounts are the change record
 	if h.volumeIndex != nil {
 		h.volumeIndex[name] = len(h.pod.Spec.Volumes) - 1
 	}

@@ -53,13 +53,11 @@ func runAsNonRoot(h *hctx) {
 	podSC := spec.SecurityContext
 	ephemeral := h.in.EphemeralOnly != nil
 	if !ephemeral && podSC != nil {
-		if isFalse(podSC.RunAsNonRoot) && h.conflict(profiles.RunAsNonRoot, nil, "spec.securityContext.runAsNonRoot", "false") == profiles.ActionEnforce {
-			h.podSC.replace("runAsNonRoot", true)
-			*podSC.RunAsNonRoot = true
+		if isFalse(podSC.RunAsNonRoot) && h.conflict(profiles.RunAsNonRoot, nil, "spec.securityContext.runAsNonRoot", "false").enforce() {
+			set(h, h.podSC, "runAsNonRoot", &podSC.RunAsNonRoot, true, enforced)
 		}
-		if podSC.RunAsUser != nil && *podSC.RunAsUser == 0 && h.conflict(profiles.RunAsNonRoot, nil, "spec.securityContext.runAsUser", "0") == profiles.ActionEnforce {
-			h.podSC.replace("runAsUser", safeUID)
-			*podSC.RunAsUser = safeUID
+		if podSC.RunAsUser != nil && *podSC.RunAsUser == 0 && h.conflict(profiles.RunAsNonRoot, nil, "spec.securityContext.runAsUser", "0").enforce() {
+			set(h, h.podSC, "runAsUser", &podSC.RunAsUser, safeUID, enforced)
 		}
 	}
 	podUID := func() *int64 {
@@ -77,13 +75,11 @@ func runAsNonRoot(h *hctx) {
 			}
 			continue
 		}
-		if isFalse(sc.RunAsNonRoot) && h.conflict(profiles.RunAsNonRoot, t, "securityContext.runAsNonRoot", "false") == profiles.ActionEnforce {
-			t.sc().replace("runAsNonRoot", true)
-			*sc.RunAsNonRoot = true
+		if isFalse(sc.RunAsNonRoot) && h.conflict(profiles.RunAsNonRoot, t, "securityContext.runAsNonRoot", "false").enforce() {
+			set(h, t.sc(), "runAsNonRoot", &sc.RunAsNonRoot, true, enforced)
 		}
-		if sc.RunAsUser != nil && *sc.RunAsUser == 0 && h.conflict(profiles.RunAsNonRoot, t, "securityContext.runAsUser", "0") == profiles.ActionEnforce {
-			t.sc().replace("runAsUser", safeUID)
-			*sc.RunAsUser = safeUID
+		if sc.RunAsUser != nil && *sc.RunAsUser == 0 && h.conflict(profiles.RunAsNonRoot, t, "securityContext.runAsUser", "0").enforce() {
+			set(h, t.sc(), "runAsUser", &sc.RunAsUser, safeUID, enforced)
 		}
 		if uid := effectiveUID(sc.RunAsUser, podUID); uid != nil && *uid == 0 {
 			rootTargets++
@@ -94,12 +90,8 @@ func runAsNonRoot(h *hctx) {
 		return
 	}
 	if !ephemeral && rootTargets == 0 {
-		h.podSC.set("runAsNonRoot", true)
-		if spec.SecurityContext == nil {
-			spec.SecurityContext = &podSCView{}
-		}
-		spec.SecurityContext.RunAsNonRoot = boolp(true)
-		h.changed(profiles.RunAsNonRoot, nil, "securityContext.runAsNonRoot=true")
+		set(h, h.podSC, "runAsNonRoot", &h.podSecurityContext().RunAsNonRoot, true,
+			change{control: profiles.RunAsNonRoot, field: "securityContext.runAsNonRoot=true"})
 		return
 	}
 	if podSays && isTrue(podSC.RunAsNonRoot) {
@@ -119,9 +111,8 @@ func runAsNonRoot(h *hctx) {
 		if u := effectiveUID(uid, podUID); u != nil && *u == 0 {
 			continue
 		}
-		t.sc().set("runAsNonRoot", true)
-		t.securityContext().RunAsNonRoot = boolp(true)
-		h.changed(profiles.RunAsNonRoot, t, "runAsNonRoot=true")
+		set(h, t.sc(), "runAsNonRoot", &t.securityContext().RunAsNonRoot, true,
+			change{control: profiles.RunAsNonRoot, t: t, field: "runAsNonRoot=true"})
 	}
 	if rootTargets > 0 && !ephemeral {
 		h.problems = append(h.problems, fmt.Sprintf("pod-level runAsNonRoot not set: %d container(s) keep runAsUser: 0", rootTargets))

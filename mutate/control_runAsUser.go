@@ -29,10 +29,7 @@ func runAsUser(h *hctx) {
 	if h.prof.RunAsUser == nil && h.prof.RunAsGroup == nil && h.prof.FSGroup == nil {
 		return
 	}
-	if h.pod.Spec.SecurityContext == nil {
-		h.pod.Spec.SecurityContext = &podSCView{}
-	}
-	sc := h.pod.Spec.SecurityContext
+	sc := h.podSecurityContext()
 	for _, f := range []struct {
 		key  string
 		want *int64
@@ -45,12 +42,6 @@ func runAsUser(h *hctx) {
 		if f.want == nil || *f.have != nil {
 			continue
 		}
-		h.podSC.set(f.key, *f.want)
-		// The view follows, so image-aware hardening sees the IDs set here
-		// and does not set them again.
-		*f.have = int64p(*f.want)
-		h.changed(profiles.RunAsUser, nil, "securityContext."+f.key)
+		set(h, h.podSC, f.key, f.have, *f.want, change{control: profiles.RunAsUser, field: "securityContext." + f.key})
 	}
 }
-
-func int64p(v int64) *int64 { return &v }

@@ -49,9 +49,8 @@ func seLinuxFields(h *hctx, t *target, field string, v *seLinuxView, seen *verdi
 		if !f.bad {
 			continue
 		}
-		if h.conflict(profiles.SELinuxOptions, t, field+"."+f.key, *f.val) == profiles.ActionEnforce {
-			removeKey(o(), f.key)
-			*f.val = ""
+		if h.conflict(profiles.SELinuxOptions, t, field+"."+f.key, *f.val).enforce() {
+			remove(h, o(), f.key, f.val)
 		}
 	}
 }

@@ -35,9 +35,8 @@ func seccompProfile(h *hctx) {
 	ephemeral := h.in.EphemeralOnly != nil
 	podSet := podSC != nil && podSC.SeccompProfile != nil
 	if podSet && !ephemeral && podSC.SeccompProfile.Type == seccompUnconfined {
-		if h.conflict(profiles.SeccompProfile, nil, "spec.securityContext.seccompProfile.type", seccompUnconfined) == profiles.ActionEnforce {
-			h.podSC.child("seccompProfile", true).replace("type", "RuntimeDefault")
-			podSC.SeccompProfile.Type = "RuntimeDefault"
+		if h.conflict(profiles.SeccompProfile, nil, "spec.securityContext.seccompProfile.type", seccompUnconfined).enforce() {
+			setValue(h, h.podSC.child("seccompProfile", true), "type", &podSC.SeccompProfile.Type, "RuntimeDefault", enforced)
 		}
 	}
 	allSet := len(h.targets) > 0
@@ -48,9 +47,8 @@ func seccompProfile(h *hctx) {
 			continue
 		}
 		if sc.SeccompProfile.Type == seccompUnconfined &&
-			h.conflict(profiles.SeccompProfile, t, "securityContext.seccompProfile.type", seccompUnconfined) == profiles.ActionEnforce {
-			t.sc().child("seccompProfile", true).replace("type", "RuntimeDefault")
-			sc.SeccompProfile.Type = "RuntimeDefault"
+			h.conflict(profiles.SeccompProfile, t, "securityContext.seccompProfile.type", seccompUnconfined).enforce() {
+			setValue(h, t.sc().child("seccompProfile", true), "type", &sc.SeccompProfile.Type, "RuntimeDefault", enforced)
 		}
 	}
 	if ephemeral {
@@ -65,22 +63,17 @@ func seccompProfile(h *hctx) {
 			if sc := t.c.SecurityContext; sc != nil && sc.SeccompProfile != nil {
 				continue
 			}
-			if inherited && h.conflict(profiles.SeccompProfile, t, "seccompProfile.type (inherited from spec.securityContext)", seccompUnconfined) != profiles.ActionEnforce {
+			if inherited && !h.conflict(profiles.SeccompProfile, t, "seccompProfile.type (inherited from spec.securityContext)", seccompUnconfined).enforce() {
 				continue
 			}
-			t.sc().set("seccompProfile", runtimeDefault())
-			t.securityContext().SeccompProfile = &seccompView{Type: "RuntimeDefault"}
-			h.changed(profiles.SeccompProfile, t, "seccompProfile=RuntimeDefault")
+			setAs(h, t.sc(), "seccompProfile", &t.securityContext().SeccompProfile, seccompView{Type: "RuntimeDefault"}, runtimeDefault(),
+				change{control: profiles.SeccompProfile, t: t, field: "seccompProfile=RuntimeDefault"})
 		}
 		return
 	}
 	if podSet || allSet {
 		return
 	}
-	h.podSC.set("seccompProfile", runtimeDefault())
-	if h.pod.Spec.SecurityContext == nil {
-		h.pod.Spec.SecurityContext = &podSCView{}
-	}
-	h.pod.Spec.SecurityContext.SeccompProfile = &seccompView{Type: "RuntimeDefault"}
-	h.changed(profiles.SeccompProfile, nil, "securityContext.seccompProfile=RuntimeDefault")
+	setAs(h, h.podSC, "seccompProfile", &h.podSecurityContext().SeccompProfile, seccompView{Type: "RuntimeDefault"}, runtimeDefault(),
+		change{control: profiles.SeccompProfile, field: "securityContext.seccompProfile=RuntimeDefault"})
 }

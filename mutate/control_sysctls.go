@@ -36,25 +36,9 @@ func sysctls(h *hctx) {
 		if sysctlAllowed(s.Name) {
 			continue
 		}
-		if h.conflict(profiles.Sysctls, nil, "spec.securityContext.sysctls["+strconv.Itoa(i)+"].name", s.Name) == profiles.ActionEnforce {
+		if h.conflict(profiles.Sysctls, nil, "spec.securityContext.sysctls["+strconv.Itoa(i)+"].name", s.Name).enforce() {
 			drop = append(drop, i)
 		}
 	}
-	if len(drop) == 0 {
-		return
-	}
-	// From the last: each remove shifts the entries after it.
-	list := h.podSC.child("sysctls", true)
-	for i := len(drop) - 1; i >= 0; i-- {
-		h.b.remove(list.at() + "/" + strconv.Itoa(drop[i]))
-	}
-	kept := sc.Sysctls[:0]
-	for i, s := range sc.Sysctls {
-		if len(drop) > 0 && drop[0] == i {
-			drop = drop[1:]
-			continue
-		}
-		kept = append(kept, s)
-	}
-	sc.Sysctls = kept
+	removeEntries(h, h.podSC, "sysctls", &sc.Sysctls, drop)
 }

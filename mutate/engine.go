@@ -320,6 +320,7 @@ func (h *hctx) removeAnnotation(key, why string) {
 		return
 	}
 	h.b.remove(h.meta.at() + "/annotations/" + escape(key))
+	delete(h.pod.Metadata.Annotations, key)
 	if h.in.Report {
 		h.warn("report mode: annotation %s would be removed: %s", key, why)
 		return
@@ -370,7 +371,9 @@ func (h *hctx) recordExemptions() {
 }
 
 // annotate sets a pod annotation unless it already has that value, so a
-// second pass adds nothing.
+// second pass adds nothing. The view follows where the pod has
+// annotations; a pod without any gets only the audit annotations, written
+// after the controls ran, which nothing reads back.
 func (h *hctx) annotate(key, value string) {
 	var cur map[string]string
 	if h.pod.Metadata != nil {
@@ -382,10 +385,14 @@ func (h *hctx) annotate(key, value string) {
 	if v, ok := cur[key]; ok {
 		if v != value {
 			h.ann.replace(key, value)
+			cur[key] = value
 		}
 		return
 	}
 	h.ann.set(key, value)
+	if cur != nil {
+		cur[key] = value
+	}
 }
 
 func (h *hctx) warn(format string, args ...any) {
@@ -430,32 +437,43 @@ func (h *hctx) changedAt(at *int, control string, t *target, field string) {
 	}
 }
 
-// conflict records an explicit unsafe value and returns what to do with it.
-func (h *hctx) conflict(control string, t *target, field, value string) profiles.Action {
-	a := h.prof.ConflictAction(control)
+// conflict records an explicit unsafe value; what to do with it is the
+// profile's action for the control, which the answer tells.
+func (h *hctx) conflict(control string, t *target, field, value string) recorded {
 	where := "pod"
 	if t != nil {
 		where = t.where()
 	}
 	h.res.Conflicts = append(h.res.Conflicts, Conflict{
-		Control: control, Where: where, Field: field, Value: value, Action: a,
+		Control: control, Where: where, Field: field, Value: value, Action: h.prof.ConflictAction(control),
 		Hint: exemptionHint(control, t),
 	})
-	return a
+	return recorded{h, len(h.res.Conflicts) - 1}
 }
 
-// cannotEnforce downgrades the last conflict to warn, with the reason.
-func (h *hctx) cannotEnforce(note string) {
-	c := &h.res.Conflicts[len(h.res.Conflicts)-1]
-	c.Action = profiles.ActionWarn
-	c.Note = note
+// recorded is a conflict of this pass, addressed by its index, so that
+// what a control decides about it later changes that conflict and no other.
+type recorded struct {
+	h *hctx
+	i int
+}
+
+// enforce says the profile replaces the value with a safe one.
+func (c recorded) enforce() bool { return c.h.res.Conflicts[c.i].Action == profiles.ActionEnforce }
+
+// cannotEnforce downgrades the conflict to warn, with the reason: the
+// value is kept.
+func (c recorded) cannotEnforce(note string) {
+	x := &c.h.res.Conflicts[c.i]
+	x.Action = profiles.ActionWarn
+	x.Note = note
 }
 
 // unfixable records a conflict that has no safe value: enforce keeps it
 // and warns with the note, as warn does; deny still refuses the pod.
 func (h *hctx) unfixable(control string, t *target, field, value, note string) {
-	if h.conflict(control, t, field, value) == profiles.ActionEnforce {
-		h.cannotEnforce(note)
+	if c := h.conflict(control, t, field, value); c.enforce() {
+		c.cannotEnforce(note)
 	}
 }
 

@@ -310,18 +310,14 @@ func (h *hctx) decideUser(t *target, f *ImageFacts) (runsNonRoot, assigned bool)
 // unknown or the container or the pod sets one. It returns them as
 // uid[:gid], the form of the audit entry.
 func (h *hctx) setIDs(t *target, uid int64, gid *int64) string {
-	t.sc().set("runAsUser", uid)
 	sc := t.securityContext()
-	sc.RunAsUser = int64p(uid)
-	h.changed(profiles.RunAsNonRoot, t, "runAsUser from the image")
+	set(h, t.sc(), "runAsUser", &sc.RunAsUser, uid, change{control: profiles.RunAsNonRoot, t: t, field: "runAsUser from the image"})
 	ids := strconv.FormatInt(uid, 10)
 	psc := h.pod.Spec.SecurityContext
 	if gid == nil || sc.RunAsGroup != nil || psc != nil && psc.RunAsGroup != nil {
 		return ids
 	}
-	t.sc().set("runAsGroup", *gid)
-	sc.RunAsGroup = int64p(*gid)
-	h.changed(profiles.RunAsNonRoot, t, "runAsGroup from the image")
+	set(h, t.sc(), "runAsGroup", &sc.RunAsGroup, *gid, change{control: profiles.RunAsNonRoot, t: t, field: "runAsGroup from the image"})
 	return ids + ":" + strconv.FormatInt(*gid, 10)
 }
 
@@ -336,17 +332,12 @@ func idsText(ids string) string {
 // assignFSGroup gives the pod the fsGroup of rootImages: assign where it
 // has none, so its volumes are writable by the group assigned.
 func (h *hctx) assignFSGroup() {
-	if h.pod.Spec.SecurityContext == nil {
-		h.pod.Spec.SecurityContext = &podSCView{}
-	}
-	sc := h.pod.Spec.SecurityContext
+	sc := h.podSecurityContext()
 	if sc.FSGroup != nil {
 		return
 	}
 	_, _, fs := rootImageIDs(h.prof)
-	h.podSC.set("fsGroup", fs)
-	sc.FSGroup = int64p(fs)
-	h.changed(profiles.RunAsNonRoot, nil, "securityContext.fsGroup for root images")
+	set(h, h.podSC, "fsGroup", &sc.FSGroup, fs, change{control: profiles.RunAsNonRoot, field: "securityContext.fsGroup for root images"})
 	h.imageDecision("fsGroup="+strconv.FormatInt(fs, 10), nil, "pod: fsGroup=%d %s, so the volumes stay writable for the user given to root images",
 		fs, h.done("set"))
 }
@@ -390,13 +381,8 @@ func (h *hctx) unprivilegedPorts(low int32, who []string) {
 		return
 	}
 	v := strconv.Itoa(int(low))
-	h.podSC.append("sysctls", sc != nil && sc.Sysctls != nil, map[string]any{"name": SysctlUnprivilegedPortStart, "value": v})
-	if sc == nil {
-		h.pod.Spec.SecurityContext = &podSCView{}
-		sc = h.pod.Spec.SecurityContext
-	}
-	sc.Sysctls = append(sc.Sysctls, sysctlView{Name: SysctlUnprivilegedPortStart})
-	h.changed(profiles.RunAsNonRoot, nil, "sysctl "+SysctlUnprivilegedPortStart)
+	appendTo(h, h.podSC, "sysctls", sc != nil && sc.Sysctls != nil, &h.podSecurityContext().Sysctls, sysctlView{Name: SysctlUnprivilegedPortStart},
+		map[string]any{"name": SysctlUnprivilegedPortStart, "value": v}, change{control: profiles.RunAsNonRoot, field: "sysctl " + SysctlUnprivilegedPortStart})
 	h.imageDecision("unprivileged-port-start="+v, nil, "pod: sysctl %s=%s %s, so %s, running as non-root, can bind port %d",
 		SysctlUnprivilegedPortStart, v, h.done("set"), names, low)
 }

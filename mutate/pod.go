@@ -195,6 +195,9 @@ func (p *podView) check() error {
 // refused), or the engine may aim at a key the API server does not see.
 type Pod struct {
 	podView
+	// reviewed: a pass has run on the view, which now holds the hardened
+	// pod, not the document the operations apply to.
+	reviewed bool
 }
 
 // HasAnnotation reports whether the pod carries an annotation, even empty.

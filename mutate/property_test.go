@@ -480,14 +480,7 @@ type propCounts struct {
 func TestPropertyHarden(t *testing.T) {
 	seed := propEnvUint("PROPERTY_SEED", propSeed)
 	n := int(propEnvUint("PROPERTY_PODS", propPods))
-	modes := []propMode{
-		{name: "restricted-warn", prof: profile(t, "restricted"), restricted: true},
-		{name: "restricted-enforce", prof: profile(t, "restricted", onConflict(profiles.ActionEnforce)), restricted: true, enforce: true},
-		{name: "baseline", prof: profile(t, "baseline")},
-		{name: "restricted-images", prof: profile(t, "restricted"), restricted: true, images: true},
-		{name: "restricted-enforce-images-rootwarn", prof: profile(t, "restricted", onConflict(profiles.ActionEnforce),
-			func(p *profiles.Profile) { p.RootImages = profiles.RootImagesWarn }), restricted: true, enforce: true, images: true},
-	}
+	modes := propModes(t)
 	counts := propCounts{imageDecisions: map[string]int{}}
 	for i := 0; i < n; i++ {
 		g := &propGen{r: rand.New(rand.NewPCG(seed, uint64(i)))}
@@ -539,6 +532,18 @@ func TestPropertyHarden(t *testing.T) {
 				t.Errorf("only %d image decisions %s: the image properties are barely exercised", c, kind)
 			}
 		}
+	}
+}
+
+// propModes are the profiles every generated pod is hardened with.
+func propModes(t testing.TB) []propMode {
+	return []propMode{
+		{name: "restricted-warn", prof: profile(t, "restricted"), restricted: true},
+		{name: "restricted-enforce", prof: profile(t, "restricted", onConflict(profiles.ActionEnforce)), restricted: true, enforce: true},
+		{name: "baseline", prof: profile(t, "baseline")},
+		{name: "restricted-images", prof: profile(t, "restricted"), restricted: true, images: true},
+		{name: "restricted-enforce-images-rootwarn", prof: profile(t, "restricted", onConflict(profiles.ActionEnforce),
+			func(p *profiles.Profile) { p.RootImages = profiles.RootImagesWarn }), restricted: true, enforce: true, images: true},
 	}
 }
 

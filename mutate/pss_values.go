@@ -65,8 +65,3 @@ func (m *verdict) of(v string, judge func(string) bool) bool {
 	}
 	return m.allowed
 }
-
-// removeKey removes a member the user set (enforce mode only).
-func removeKey(o *obj, key string) {
-	o.b.remove(o.at() + "/" + escape(key))
-}

@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/pod-hardener/pod-hardener/profiles"
@@ -50,12 +51,20 @@ func Review(ctx context.Context, cfg *profiles.Config, raw []byte, f profiles.Fa
 	return review(ctx, cfg, pod, f, o)
 }
 
-// ReviewPod is Review for a pod decoded as part of another document. The
-// engine changes the pod's views as it goes: a Pod is reviewed once.
+// ReviewPod is Review for a pod decoded as part of another document. A
+// pass leaves the view saying what its operations set (later controls
+// read what earlier ones set), so the view then describes the hardened
+// pod, not the document: operations computed from it again would be
+// against the wrong document. A second ReviewPod of the same Pod is
+// therefore an error; decode the document again to review it again.
 func ReviewPod(ctx context.Context, cfg *profiles.Config, pod *Pod, f profiles.Facts, o Options) (*Result, error) {
+	if pod.reviewed {
+		return nil, errors.New("this pod was reviewed already: its view holds the hardened pod; decode the document again")
+	}
 	if err := pod.check(); err != nil {
 		return nil, err
 	}
+	pod.reviewed = true
 	return review(ctx, cfg, &pod.podView, f, o)
 }
 

@@ -27,8 +27,13 @@ type target struct {
 	// its image declares.
 	imagePaths []int
 	// The container's objects live in the target, which targets allocates
-	// with all the others at once.
+	// with all the others at once; so do the views of a securityContext
+	// and capabilities the container does not have yet, and its first
+	// dropped capability.
 	objV, scV, capsV obj
+	scView           scView
+	capsView         capabilitiesView
+	dropBuf          [1]string
 }
 
 // sc is the container's securityContext object.
@@ -61,9 +66,19 @@ func (t *target) name() string { return t.c.Name }
 
 func (t *target) securityContext() *scView {
 	if t.c.SecurityContext == nil {
-		t.c.SecurityContext = &scView{}
+		t.c.SecurityContext = &t.scView
 	}
 	return t.c.SecurityContext
+}
+
+// drop is the view of the container's dropped capabilities.
+func (t *target) drop() *[]string {
+	sc := t.securityContext()
+	if sc.Capabilities == nil {
+		t.capsView.Drop = t.dropBuf[:0]
+		sc.Capabilities = &t.capsView
+	}
+	return &sc.Capabilities.Drop
 }
 
 // containerList is the containers of one kind.

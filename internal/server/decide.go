@@ -1,7 +1,7 @@
 // Package server is the admission webhook: the decision for one admission
 // request (this file, free of any webhook library), reading reviews
-// (review.go), the HTTP handler and kubewebhook adapter (webhook.go, the
-// only file that imports kubewebhook), TLS with reloading
+// (review.go), the HTTP handler feeding kubewebhook's latency recorder
+// (webhook.go, the only file that imports kubewebhook), TLS with reloading
 // certificates, config reload, the namespace informer and metrics.
 package server
 

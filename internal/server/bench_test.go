@@ -391,27 +391,6 @@ func TestStockAndOursAgree(t *testing.T) {
 	}
 }
 
-// TestWebhookBehindKubewebhookHandler: our webhook is a complete
-// kubewebhook Webhook. Served by kubewebhook's own HTTP handler (which
-// decodes the review itself, without the pod), it answers as our handler
-// does: same patch, same warnings.
-func TestWebhookBehindKubewebhookHandler(t *testing.T) {
-	d := NewDecider(profiles.Default(), NoNamespaces{}, nil)
-	theirs, err := kwhhttp.HandlerFor(kwhhttp.HandlerConfig{Webhook: &hardenWebhook{d: d, log: slog.New(slog.NewTextHandler(io.Discard, nil))}, Logger: kwhlog.Noop})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ours := hbOurs(t)
-	for _, p := range hbPods(t) {
-		req := hbRequest(p.body)
-		or := hbResponse(t, hbServe(ours, req, p.body))
-		kr := hbResponse(t, hbServe(theirs, req, p.body))
-		if !bytes.Equal(or.Patch, kr.Patch) || strings.Join(or.Warnings, "\n") != strings.Join(kr.Warnings, "\n") {
-			t.Errorf("%s: behind kubewebhook's handler the answer differs\nours:        %s %q\nkubewebhook: %s %q", p.name, or.Patch, or.Warnings, kr.Patch, kr.Warnings)
-		}
-	}
-}
-
 // TestHandlerBenchRatio checks the targets on every benchmark pod:
 // ours at most 1.5x the floor's time, stock at least 3x ours. Timing
 // depends on the machine, so it runs only when asked (BENCH_RATIO=1). The

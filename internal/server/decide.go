@@ -1,19 +1,16 @@
 // Package server is the admission webhook: the decision for one admission
 // request (this file, free of any webhook library), reading reviews
-// (review.go), the HTTP handler and kubewebhook adapter (webhook.go, the
-// only file that imports kubewebhook), TLS with reloading
+// (review.go), the HTTP handler feeding kubewebhook's latency recorder
+// (webhook.go, the only file that imports kubewebhook), TLS with reloading
 // certificates, config reload, the namespace informer and metrics.
 package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
-
-	kjson "sigs.k8s.io/json"
 
 	"github.com/pod-hardener/pod-hardener/mutate"
 	"github.com/pod-hardener/pod-hardener/profiles"
@@ -28,18 +25,13 @@ type Request struct {
 	SubResource string
 	Namespace   string
 	Name        string
-	Object      []byte
-	// Pod is the object already decoded, for a pod CREATE read with its
-	// review (Object is then nil).
-	Pod       *mutate.Pod
+	// Object and OldObject are the objects as the review holds them. The
+	// handler's are part of its pooled body: valid only while Decide runs.
+	Object    []byte
 	OldObject []byte
 	DryRun    bool
 	User      string
 	Groups    []string
-	// review is the AdmissionReview the Pod was read from, for the rare
-	// hardened pod that must be judged (mutate.Options.Raw). It is the
-	// handler's pooled body: valid only while Decide runs.
-	review []byte
 }
 
 // Decision is the answer to one request.
@@ -114,13 +106,13 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	default:
 		return skipped("operation not hardened"), nil
 	}
-	if len(r.Object) == 0 && r.Pod == nil {
+	if len(r.Object) == 0 {
 		return nil, fmt.Errorf("request %s has no object", r.UID)
 	}
 	// Mirror pods are made by the kubelet from static manifests and cannot
 	// be changed; only a node may create them. The annotation alone, which
 	// anyone can write, never skips hardening.
-	if r.Operation == "CREATE" && strings.HasPrefix(r.User, "system:node:") && r.hasMirrorAnnotation() {
+	if r.Operation == "CREATE" && strings.HasPrefix(r.User, "system:node:") && hasMirrorAnnotation(r.Object) {
 		return skipped("mirror pod created by a node"), nil
 	}
 
@@ -139,14 +131,7 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 	if d.images != nil {
 		opts.Images = d.images.lookup(ctx, r, cfg, facts, opts.EphemeralOnly)
 	}
-	var res *mutate.Result
-	var err error
-	if r.Pod != nil {
-		opts.Raw = r
-		res, err = mutate.ReviewPod(ctx, cfg, r.Pod, facts, opts)
-	} else {
-		res, err = mutate.Review(ctx, cfg, r.Object, facts, opts)
-	}
+	res, err := mutate.Review(ctx, cfg, r.Object, facts, opts)
 	if err != nil {
 		return nil, fmt.Errorf("hardening %s: %w", describe(r), err)
 	}
@@ -244,27 +229,6 @@ func describe(r *Request) string {
 // hardensWholePod: a pod CREATE, the request whose whole pod is hardened.
 func (r *Request) hardensWholePod() bool {
 	return r.Group == "" && r.Resource == "pods" && r.Operation == "CREATE" && r.SubResource == ""
-}
-
-// RawPod returns the pod of a review read in one pass with its pod.
-func (r *Request) RawPod() ([]byte, error) {
-	var ar struct {
-		Request struct {
-			Object json.RawMessage `json:"object"`
-		} `json:"request"`
-	}
-	// Read as decodeReview read the pod: case-sensitive keys.
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(r.review, &ar); err != nil {
-		return nil, fmt.Errorf("reading the pod again: %w", err)
-	}
-	return ar.Request.Object, nil
-}
-
-func (r *Request) hasMirrorAnnotation() bool {
-	if r.Pod != nil {
-		return r.Pod.HasAnnotation(mirrorAnnotation)
-	}
-	return hasMirrorAnnotation(r.Object)
 }
 
 const mirrorAnnotation = "kubernetes.io/config.mirror"

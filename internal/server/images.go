@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	kjson "sigs.k8s.io/json"
 
 	"github.com/pod-hardener/pod-hardener/internal/imagefacts"
 	"github.com/pod-hardener/pod-hardener/mutate"
@@ -38,14 +37,10 @@ const maxPullSecrets = 8
 // image must be fetched, inside the fetch's own timeout.
 const secretsTimeout = 2 * time.Second
 
-// lookupPod is the request's pod as the engine reads it: decoded with
-// the review for a pod CREATE, else (ephemeral containers) from the object.
+// lookupPod is the request's pod as the engine reads it.
 func (r *Request) lookupPod() (*mutate.Pod, error) {
-	if r.Pod != nil {
-		return r.Pod, nil
-	}
 	var p mutate.Pod
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(r.Object, &p); err != nil {
+	if err := mutate.DecodeStrict(r.Object, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil

@@ -8,43 +8,54 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionv1beta1 "k8s.io/api/admission/v1beta1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	kjson "sigs.k8s.io/json"
 
 	"github.com/pod-hardener/pod-hardener/internal/jsonenc"
-	"github.com/pod-hardener/pod-hardener/mutate"
 )
 
 // reviewIn is an AdmissionReview as the handler reads it: v1 and v1beta1
-// share this JSON shape. O is the object's type: *mutate.Pod to decode a
-// pod with the review in one pass, json.RawMessage to keep it as written.
-type reviewIn[O any] struct {
-	APIVersion string        `json:"apiVersion"`
-	Kind       string        `json:"kind"`
-	Request    *requestIn[O] `json:"request"`
+// share this JSON shape.
+type reviewIn struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Request    *requestIn `json:"request"`
 }
 
-type requestIn[O any] struct {
-	UID                types.UID                    `json:"uid"`
-	Kind               metav1.GroupVersionKind      `json:"kind"`
-	Resource           metav1.GroupVersionResource  `json:"resource"`
-	SubResource        string                       `json:"subResource"`
-	RequestKind        *metav1.GroupVersionKind     `json:"requestKind"`
-	RequestResource    *metav1.GroupVersionResource `json:"requestResource"`
-	RequestSubResource string                       `json:"requestSubResource"`
-	Name               string                       `json:"name"`
-	Namespace          string                       `json:"namespace"`
-	Operation          admissionv1.Operation        `json:"operation"`
-	UserInfo           authenticationv1.UserInfo    `json:"userInfo"`
-	Object             O                            `json:"object"`
-	OldObject          json.RawMessage              `json:"oldObject"`
-	DryRun             *bool                        `json:"dryRun"`
+type requestIn struct {
+	UID         types.UID                   `json:"uid"`
+	Kind        metav1.GroupVersionKind     `json:"kind"`
+	Resource    metav1.GroupVersionResource `json:"resource"`
+	SubResource string                      `json:"subResource"`
+	RequestKind *metav1.GroupVersionKind    `json:"requestKind"`
+	Name        string                      `json:"name"`
+	Namespace   string                      `json:"namespace"`
+	Operation   admissionv1.Operation       `json:"operation"`
+	UserInfo    authenticationv1.UserInfo   `json:"userInfo"`
+	Object      rawObject                   `json:"object"`
+	OldObject   rawObject                   `json:"oldObject"`
+	DryRun      *bool                       `json:"dryRun"`
+}
+
+// rawObject is an object as it stands in the body, not copied: the engine
+// decodes it (as the CLI's and the audit's pods), and a hardened pod that
+// must be judged is judged from these bytes. null reads as absent, as
+// runtime.RawExtension reads it.
+type rawObject []byte
+
+func (o *rawObject) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(b, []byte("null")) {
+		*o = nil
+		return nil
+	}
+	*o = b
+	return nil
 }
 
 // decodedReview is a review read by decodeReview.
@@ -52,9 +63,9 @@ type decodedReview struct {
 	// TypeMeta is echoed in the response (v1 or v1beta1).
 	metav1.TypeMeta
 	req *Request
-	// original is the review for kubewebhook's model; its object is left
-	// out when the pod was decoded with the review.
-	original *admissionv1.AdmissionReview
+	// kind is the request's kind as kubewebhook's measured wrapper names
+	// it (group/version/kind), for the latency histogram.
+	kind string
 }
 
 var (
@@ -62,79 +73,48 @@ var (
 	errNoRequest = errors.New("malformed AdmissionReview: no request")
 )
 
-// decodeReview reads an AdmissionReview. A pod CREATE, nearly every review
-// the webhook gets, is read in one pass with its pod (case-sensitive,
-// duplicate keys refused, as decodePod reads pods). Anything else, or a
-// review that pass cannot read, is read again with its objects kept raw,
-// so what is wrong with the object is reported as it is for any other
-// pod: an answer, not a 400.
+// decodeReview reads an AdmissionReview in one pass, keys case-sensitive
+// (encoding/json would take a case variant such as "OBjeCt" for the
+// object). Its objects are kept as written: what is wrong with a pod is
+// the engine's to report, in an answer, not a 400.
 func decodeReview(body []byte) (*decodedReview, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, errNoBody
 	}
-	var fast reviewIn[*mutate.Pod]
-	strict, err := kjson.UnmarshalStrict(body, &fast, kjson.DisallowDuplicateFields)
-	if err == nil && len(strict) == 0 && validEnvelope(fast.APIVersion, fast.Kind) == nil && fast.Request != nil && fast.Request.Object != nil {
-		d := decoded(fast.APIVersion, fast.Kind, fast.Request, nil)
-		if d.req.hardensWholePod() {
-			d.req.Pod = fast.Request.Object
-			d.req.review = body
-			return d, nil
-		}
-	}
-	var slow reviewIn[json.RawMessage]
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(body, &slow); err != nil {
+	var in reviewIn
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(body, &in); err != nil {
 		return nil, fmt.Errorf("could not decode the admission review from the request: %w", err)
 	}
-	if err := validEnvelope(slow.APIVersion, slow.Kind); err != nil {
-		return nil, err
+	if in.Kind != "AdmissionReview" || (in.APIVersion != admissionv1.SchemeGroupVersion.String() && in.APIVersion != admissionv1beta1.SchemeGroupVersion.String()) {
+		return nil, fmt.Errorf("could not decode the admission review from the request: got apiVersion %q kind %q, want AdmissionReview of %s or %s",
+			in.APIVersion, in.Kind, admissionv1.SchemeGroupVersion, admissionv1beta1.SchemeGroupVersion)
 	}
-	if slow.Request == nil {
+	r := in.Request
+	if r == nil {
 		return nil, errNoRequest
 	}
-	return decoded(slow.APIVersion, slow.Kind, slow.Request, raw(slow.Request.Object)), nil
-}
-
-func validEnvelope(apiVersion, kind string) error {
-	if kind == "AdmissionReview" && (apiVersion == admissionv1.SchemeGroupVersion.String() || apiVersion == admissionv1beta1.SchemeGroupVersion.String()) {
-		return nil
+	kind := r.Kind
+	if r.RequestKind != nil {
+		kind = *r.RequestKind
 	}
-	return fmt.Errorf("could not decode the admission review from the request: got apiVersion %q kind %q, want AdmissionReview of %s or %s",
-		apiVersion, kind, admissionv1.SchemeGroupVersion, admissionv1beta1.SchemeGroupVersion)
-}
-
-// raw treats null as absent, as runtime.RawExtension does.
-func raw(m json.RawMessage) []byte {
-	if bytes.Equal(m, []byte("null")) {
-		return nil
-	}
-	return m
-}
-
-func decoded[O any](apiVersion, kind string, in *requestIn[O], object []byte) *decodedReview {
-	old := raw(in.OldObject)
-	d := &decodedReview{TypeMeta: metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}}
-	d.original = &admissionv1.AdmissionReview{TypeMeta: d.TypeMeta, Request: &admissionv1.AdmissionRequest{
-		UID: in.UID, Kind: in.Kind, Resource: in.Resource, SubResource: in.SubResource,
-		RequestKind: in.RequestKind, RequestResource: in.RequestResource, RequestSubResource: in.RequestSubResource,
-		Name: in.Name, Namespace: in.Namespace, Operation: in.Operation, UserInfo: in.UserInfo,
-		Object: runtime.RawExtension{Raw: object}, OldObject: runtime.RawExtension{Raw: old}, DryRun: in.DryRun,
-	}}
-	d.req = &Request{
-		UID:         string(in.UID),
-		Operation:   string(in.Operation),
-		Group:       in.Resource.Group,
-		Resource:    in.Resource.Resource,
-		SubResource: in.SubResource,
-		Namespace:   in.Namespace,
-		Name:        in.Name,
-		Object:      object,
-		OldObject:   old,
-		DryRun:      in.DryRun != nil && *in.DryRun,
-		User:        in.UserInfo.Username,
-		Groups:      in.UserInfo.Groups,
-	}
-	return d
+	return &decodedReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: in.APIVersion, Kind: in.Kind},
+		kind:     strings.Trim(kind.Group+"/"+kind.Version+"/"+kind.Kind, "/"),
+		req: &Request{
+			UID:         string(r.UID),
+			Operation:   string(r.Operation),
+			Group:       r.Resource.Group,
+			Resource:    r.Resource.Resource,
+			SubResource: r.SubResource,
+			Namespace:   r.Namespace,
+			Name:        r.Name,
+			Object:      r.Object,
+			OldObject:   r.OldObject,
+			DryRun:      r.DryRun != nil && *r.DryRun,
+			User:        r.UserInfo.Username,
+			Groups:      r.UserInfo.Groups,
+		},
+	}, nil
 }
 
 // encodeResponse writes the AdmissionReview answer as encoding/json would

@@ -155,7 +155,7 @@ func Harden(ctx context.Context, raw []byte, in Input) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return hardenPod(ctx, pod, in)
+	return hardenPod(ctx, &pod.podView, in)
 }
 
 func hardenPod(ctx context.Context, pod *podView, in Input) (*Result, error) {

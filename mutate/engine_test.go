@@ -67,7 +67,7 @@ func TestTwoNewAnnotationsShareOneAdd(t *testing.T) {
 		}
 		b := &ops{}
 		root := newObj(b, "", true, nil, "")
-		h := &hctx{pod: pod, b: b, meta: root.child("metadata", pod.Metadata != nil)}
+		h := &hctx{pod: &pod.podView, b: b, meta: root.child("metadata", pod.Metadata != nil)}
 		h.annotate("a", "1")
 		h.annotate("b", "2")
 		out := apply(t, raw, b.list)

@@ -139,7 +139,7 @@ type scView struct {
 // decodePod reads the views from a raw pod. It rejects what is not a JSON
 // object with a spec, and wrong types in the fields it reads; a wrong type
 // anywhere else is not its business and passes through untouched.
-func decodePod(raw []byte) (*podView, error) {
+func decodePod(raw []byte) (*Pod, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("empty object")
@@ -147,7 +147,7 @@ func decodePod(raw []byte) (*podView, error) {
 	if raw[0] != '{' {
 		return nil, fmt.Errorf("object is not a JSON object")
 	}
-	var p podView
+	var p Pod
 	// Decode as the API server does: keys are case-sensitive (encoding/json
 	// would read "SecurityContext" as securityContext and aim a patch at a
 	// path that does not exist), and a duplicate key is an error, since the
@@ -187,17 +187,10 @@ func (p *podView) check() error {
 	return nil
 }
 
-// Pod is a pod decoded as a field of a larger document, such as the
-// object of an AdmissionReview, in that document's own decoding pass. A
-// json.Unmarshaler would be handed the raw bytes and scan them twice more,
-// a large share of a review's cost (docs/performance.md). Decode the document
-// as decodePod does (sigs.k8s.io/json, case-sensitive, duplicate keys
-// refused), or the engine may aim at a key the API server does not see.
+// Pod is a decoded pod as the engine reads it, handed to
+// Options.LookupImages so the lookup reads the pod the engine reads.
 type Pod struct {
 	podView
-	// reviewed: a pass has run on the view, which now holds the hardened
-	// pod, not the document the operations apply to.
-	reviewed bool
 }
 
 // HasAnnotation reports whether the pod carries an annotation, even empty.

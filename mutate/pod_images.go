@@ -91,8 +91,8 @@ func (p *Pod) PullCredentials() (serviceAccount string, secrets []string) {
 	return serviceAccount, secrets
 }
 
-// ExemptRequested reports whether the pod asks to be exempt as a whole
+// exemptRequested reports whether the pod asks to be exempt as a whole
 // (honoured only where exemptions are authorized).
-func (p *Pod) ExemptRequested() bool {
+func (p *Pod) exemptRequested() bool {
 	return strings.EqualFold(strings.TrimSpace(p.annotation(AnnotationExempt)), "true")
 }

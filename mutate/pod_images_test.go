@@ -26,7 +26,7 @@ func TestPodImageLookupInputs(t *testing.T) {
 	if sa, secrets := p.PullCredentials(); sa != "builder" || fmt.Sprint(secrets) != "[a b]" {
 		t.Errorf("PullCredentials = %s %v", sa, secrets)
 	}
-	if !p.ExemptRequested() {
+	if !p.exemptRequested() {
 		t.Error("exempt annotation not seen")
 	}
 	for _, c := range []struct{ pod, os, arch string }{

@@ -15,7 +15,6 @@ import (
 	"github.com/pod-hardener/pod-hardener/internal/pss"
 	"github.com/pod-hardener/pod-hardener/profiles"
 	"k8s.io/pod-security-admission/api"
-	kjson "sigs.k8s.io/json"
 )
 
 // Property test: hardens a few hundred generated pods with restricted
@@ -1019,38 +1018,5 @@ func TestPropertyRegressions(t *testing.T) {
 				t.Errorf("regression: %s\ninput: %s\n%s", c.name, c.raw, msg)
 			}
 		})
-	}
-}
-
-// ReviewPod, for a pod decoded as part of another document (the webhook
-// decodes the AdmissionReview and its pod in one pass), answers exactly as
-// Review does for the same pod as raw bytes, on every generated pod.
-func TestPropertyReviewPodEqualsReview(t *testing.T) {
-	seed := propEnvUint("PROPERTY_SEED", propSeed)
-	n := int(propEnvUint("PROPERTY_PODS", propPods))
-	cfg := profiles.Default()
-	facts := profiles.Facts{Namespace: "apps", NamespaceKnown: true}
-	for i := 0; i < n; i++ {
-		g := &propGen{r: rand.New(rand.NewPCG(seed, uint64(i)))}
-		raw := g.pod()
-		want, werr := Review(context.Background(), cfg, raw, facts, Options{})
-		var doc struct {
-			Object *Pod `json:"object"`
-		}
-		strict, err := kjson.UnmarshalStrict([]byte(`{"object":`+string(raw)+`}`), &doc, kjson.DisallowDuplicateFields)
-		if err != nil || len(strict) > 0 || doc.Object == nil {
-			if werr == nil {
-				t.Errorf("pod %d: Review reads it, the embedded decode does not (%v %v)", i, err, strict)
-			}
-			continue
-		}
-		got, gerr := ReviewPod(context.Background(), cfg, doc.Object, facts, Options{Raw: rawPod(raw)})
-		if (gerr == nil) != (werr == nil) {
-			t.Errorf("pod %d: ReviewPod error %v, Review error %v", i, gerr, werr)
-			continue
-		}
-		if gerr == nil && !reflect.DeepEqual(got, want) {
-			t.Errorf("pod %d: results differ\nReviewPod %+v\nReview    %+v\n%s", i, got, want, raw)
-		}
 	}
 }

@@ -56,7 +56,7 @@ func TestResidual(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := hardenPod(context.Background(), pod, Input{Profile: p})
+		r, err := hardenPod(context.Background(), &pod.podView, Input{Profile: p})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
-	kjson "sigs.k8s.io/json"
 
 	"github.com/pod-hardener/pod-hardener/internal/imagefacts"
 	"github.com/pod-hardener/pod-hardener/internal/manifest"
@@ -145,7 +144,7 @@ func (o *hardenOptions) hardenDoc(cfg *profiles.Config, d manifest.Document) *ha
 		res, err := mutate.Review(context.Background(), cfg, w.Pod, facts, mutate.Options{Prefix: w.Pointer, ForceExemptions: o.allowExemptions,
 			// The user asks for hardened manifests: a report mode is
 			// noted, not obeyed.
-			HardenReportMode: true, Images: o.lookupImages(cfg, w.Pod, facts)})
+			HardenReportMode: true, LookupImages: o.lookupImages()})
 		if err != nil {
 			h.err = fmt.Errorf("%s: %w", w.Header.ID(), err)
 			return h
@@ -162,19 +161,15 @@ const cliLookupBudget = 20 * time.Second
 
 // lookupImages reads the facts of a workload's images with the local
 // docker config's credentials, as the webhook would with the pod's pull
-// secrets; nil when lookup is off or the pod is exempt.
-func (o *hardenOptions) lookupImages(cfg *profiles.Config, raw []byte, f profiles.Facts) mutate.ImageSet {
+// secrets (the engine skips a pod exempt as a whole); nil when lookup is
+// off.
+func (o *hardenOptions) lookupImages() func(context.Context, *mutate.Pod) mutate.ImageSet {
 	if o.images == nil {
 		return nil
 	}
-	var pod mutate.Pod
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &pod); err != nil {
-		return nil // the engine says what is wrong with the pod
+	return func(ctx context.Context, pod *mutate.Pod) mutate.ImageSet {
+		return o.images.LookupPod(ctx, pod, nil, imagefacts.DefaultPlatform, imagefacts.Request{Keychain: authn.DefaultKeychain})
 	}
-	if pod.ExemptRequested() && (o.allowExemptions || cfg.AuthorizeExemptions(f).Allowed) {
-		return nil
-	}
-	return o.images.LookupPod(context.Background(), &pod, nil, imagefacts.DefaultPlatform, imagefacts.Request{Keychain: authn.DefaultKeychain})
 }
 
 // patchOps are the document's operations for the YAML renderer.

@@ -129,7 +129,7 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 		facts.NamespaceLabels = labels
 	}
 	if d.images != nil {
-		opts.Images = d.images.lookup(ctx, r, cfg, facts, opts.EphemeralOnly)
+		opts.LookupImages = d.images.hook(r, opts.EphemeralOnly)
 	}
 	res, err := mutate.Review(ctx, cfg, r.Object, facts, opts)
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/pod-hardener/pod-hardener/internal/imagefacts"
 	"github.com/pod-hardener/pod-hardener/mutate"
-	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
 // ImageLookup reads the facts of the images a review is about to harden
@@ -37,33 +36,19 @@ const maxPullSecrets = 8
 // image must be fetched, inside the fetch's own timeout.
 const secretsTimeout = 2 * time.Second
 
-// lookupPod is the request's pod as the engine reads it.
-func (r *Request) lookupPod() (*mutate.Pod, error) {
-	var p mutate.Pod
-	if err := mutate.DecodeStrict(r.Object, &p); err != nil {
-		return nil, err
+// hook is the engine's Options.LookupImages for one review: the engine
+// calls it with the pod it decoded, once exemptions are authorized (a pod
+// exempt as a whole is not looked up), so the pod is read once.
+func (l *ImageLookup) hook(r *Request, only map[string]bool) func(context.Context, *mutate.Pod) mutate.ImageSet {
+	return func(ctx context.Context, pod *mutate.Pod) mutate.ImageSet {
+		var q imagefacts.Request
+		if l.Client != nil {
+			sa, secrets := pod.PullCredentials()
+			q.Keychain = &podKeychain{client: l.Client, namespace: r.Namespace, serviceAccount: sa, secrets: secrets}
+			q.KeychainID = r.Namespace + "/" + sa + "/" + strings.Join(secrets, ",")
+		}
+		return l.Resolver.LookupPod(ctx, pod, only, l.Platform, q)
 	}
-	return &p, nil
-}
-
-// lookup returns the facts of the images the review hardens, or nil when
-// none are to be looked up: a pod that could not be read (the engine
-// reports that), a pod exempt as a whole, a pod with no images.
-func (l *ImageLookup) lookup(ctx context.Context, r *Request, cfg *profiles.Config, f profiles.Facts, only map[string]bool) mutate.ImageSet {
-	pod, err := r.lookupPod()
-	if err != nil {
-		return nil
-	}
-	if pod.ExemptRequested() && cfg.AuthorizeExemptions(f).Allowed {
-		return nil
-	}
-	var q imagefacts.Request
-	if l.Client != nil {
-		sa, secrets := pod.PullCredentials()
-		q.Keychain = &podKeychain{client: l.Client, namespace: r.Namespace, serviceAccount: sa, secrets: secrets}
-		q.KeychainID = r.Namespace + "/" + sa + "/" + strings.Join(secrets, ",")
-	}
-	return l.Resolver.LookupPod(ctx, pod, only, l.Platform, q)
 }
 
 // podKeychain reads a pod's pull credentials the first time a fetch

@@ -10,11 +10,14 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/pod-hardener/pod-hardener/internal/imagefacts"
 	"github.com/pod-hardener/pod-hardener/internal/manifest"
 	"github.com/pod-hardener/pod-hardener/mutate"
 	"github.com/pod-hardener/pod-hardener/profiles"
@@ -27,6 +30,9 @@ type hardenOptions struct {
 	namespace       string
 	namespaceLabels map[string]string
 	allowExemptions bool
+	imageLookup     bool
+	// images reads image facts when imageLookup is on; made by each.
+	images *imagefacts.Resolver
 }
 
 func (o *hardenOptions) bind(cmd *cobra.Command) {
@@ -36,6 +42,7 @@ func (o *hardenOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.namespace, "namespace", "", "namespace of workloads that name none (default \"default\")")
 	f.StringToStringVar(&o.namespaceLabels, "namespace-labels", nil, "labels of the workloads' namespace, e.g. pod-hardener.io/profile=baseline")
 	f.BoolVar(&o.allowExemptions, "allow-exemptions", false, "honour exemption annotations whatever the config says")
+	f.BoolVar(&o.imageLookup, "image-lookup", false, "read each image's config (USER, ports, volumes) from its registry, with the local docker credentials, and harden for it")
 	_ = cmd.MarkFlagRequired("file")
 }
 
@@ -100,6 +107,15 @@ func (o *hardenOptions) each(cfg *profiles.Config, in io.Reader, fn func(*harden
 			return &exitError{ExitInvalid, fmt.Errorf("unknown profile %q (known: %s)", o.profile, strings.Join(cfg.ProfileNames(), ", "))}
 		}
 	}
+	if o.imageLookup && o.images == nil {
+		// Offline there is no admission deadline: a registry may take as
+		// long as one fetch may.
+		res, err := imagefacts.New(imagefacts.Config{Budget: cliLookupBudget, FetchTimeout: cliLookupBudget}, nil)
+		if err != nil {
+			return err
+		}
+		o.images = res
+	}
 	docs := manifest.NewReader(r)
 	for {
 		d, err := docs.Next()
@@ -143,7 +159,7 @@ func (o *hardenOptions) hardenDoc(cfg *profiles.Config, d manifest.Document) *ha
 		res, err := mutate.Review(context.Background(), cfg, w.Pod, facts, mutate.Options{Prefix: w.Pointer, ForceExemptions: o.allowExemptions,
 			// The user asks for hardened manifests: a report mode is
 			// noted, not obeyed.
-			HardenReportMode: true})
+			HardenReportMode: true, Images: o.lookupImages(cfg, w.Pod, facts)})
 		if err != nil {
 			h.err = fmt.Errorf("%s: %w", w.Header.ID(), err)
 			return h
@@ -153,6 +169,31 @@ func (o *hardenOptions) hardenDoc(cfg *profiles.Config, d manifest.Document) *ha
 	}
 	h.ops = all
 	return h
+}
+
+// cliLookupBudget bounds one workload's image lookup offline.
+const cliLookupBudget = 20 * time.Second
+
+// lookupImages reads the facts of a workload's images with the local
+// docker config's credentials, as the webhook would with the pod's pull
+// secrets; nil when lookup is off or the pod is exempt.
+func (o *hardenOptions) lookupImages(cfg *profiles.Config, raw []byte, f profiles.Facts) mutate.ImageSet {
+	if o.images == nil {
+		return nil
+	}
+	pod, err := imagefacts.DecodePod(raw)
+	if err != nil {
+		return nil // the engine says what is wrong with the pod
+	}
+	if pod.ExemptRequested() && (o.allowExemptions || cfg.AuthorizeExemptions(f).Allowed) {
+		return nil
+	}
+	refs := pod.Images(nil)
+	if len(refs) == 0 {
+		return nil
+	}
+	return o.images.Lookup(context.Background(), imagefacts.Request{Refs: refs,
+		Platform: pod.Platform(imagefacts.DefaultPlatform), Keychain: authn.DefaultKeychain})
 }
 
 // patchOps are the document's operations for the YAML renderer.

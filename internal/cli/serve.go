@@ -11,16 +11,20 @@ import (
 	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/pod-hardener/pod-hardener/internal/imagefacts"
 	"github.com/pod-hardener/pod-hardener/internal/server"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
 // serveKeys are the serve settings: each a flag, a key under `server:` in
 // config.yaml, and an environment variable POD_HARDENER_<KEY> (upper case).
-var serveKeys = []string{"listen", "metricsListen", "tlsCertFile", "tlsKeyFile", "kubeconfig", "devCerts", "http2", "shutdownDelay", "logLevel"}
+var serveKeys = []string{"listen", "metricsListen", "tlsCertFile", "tlsKeyFile", "kubeconfig", "devCerts", "http2", "shutdownDelay", "logLevel",
+	"imageLookup", "imageLookupBudget", "imageLookupCacheSize", "imageLookupTagTtl", "imageLookupRegistryConcurrency",
+	"imageLookupMaxImages", "imageLookupPlatform", "imageLookupInsecureRegistries"}
 
 func newServeCmd(v *viper.Viper) *cobra.Command {
 	cmd := &cobra.Command{
@@ -51,6 +55,14 @@ variable: --metrics-listen, server.metricsListen, POD_HARDENER_METRICSLISTEN.`,
 	f.Bool("http2", false, "serve HTTP/2 too (off: CVE-2023-44487)")
 	f.Duration("shutdown-delay", 0, "after SIGTERM, keep serving this long with /readyz failing, so endpoints drop the pod first")
 	f.String("log-level", "info", "debug, info, warn or error")
+	f.Bool("image-lookup", false, "read each container image's config (USER, ports, volumes) from its registry before hardening (docs/image-lookup.md)")
+	f.Duration("image-lookup-budget", 2*time.Second, "the most one review waits for its images' facts; keep it well inside the webhook's timeoutSeconds")
+	f.Int("image-lookup-cache-size", 1000, "image digests whose facts are kept")
+	f.Duration("image-lookup-tag-ttl", 30*time.Second, "how long a tag's digest is trusted")
+	f.Int("image-lookup-registry-concurrency", 4, "the most requests in flight to one registry")
+	f.Int("image-lookup-max-images", 16, "the most distinct images looked up for one pod")
+	f.String("image-lookup-platform", "linux/amd64", "node platform when a pod selects none by nodeSelector")
+	f.StringSlice("image-lookup-insecure-registries", nil, "registry hosts (host:port) reached over plain HTTP")
 	for _, k := range serveKeys {
 		flag := camelToKebab(k)
 		_ = v.BindPFlag("server."+k, f.Lookup(flag))
@@ -100,6 +112,10 @@ func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
 	if err != nil && v.GetString("server.shutdownDelay") != "" {
 		return &exitError{ExitInvalid, fmt.Errorf("shutdown delay: %w", err)}
 	}
+	images, platform, err := imageLookupConfig(v)
+	if err != nil {
+		return &exitError{ExitInvalid, err}
+	}
 	logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	tuneGC()
 	err = server.Run(ctx, server.Options{
@@ -112,6 +128,8 @@ func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
 		DevCertsDir:   v.GetString("server.devCerts"),
 		HTTP2:         v.GetBool("server.http2"),
 		ShutdownDelay: delay,
+		ImageLookup:   images,
+		ImagePlatform: platform,
 		Logger:        logger,
 		Out:           cmd.OutOrStdout(),
 		Viper:         v,
@@ -121,6 +139,50 @@ func runServe(ctx context.Context, v *viper.Viper, cmd *cobra.Command) error {
 		return err
 	}
 	return nil
+}
+
+// imageLookupConfig reads the server.imageLookup* keys: nil when lookup
+// is off. The budget must leave the review time to answer within the
+// API server's limit on a webhook (30s; deploy/ sets 5s).
+func imageLookupConfig(v *viper.Viper) (*imagefacts.Config, v1.Platform, error) {
+	if !v.GetBool("server.imageLookup") {
+		return nil, v1.Platform{}, nil
+	}
+	c := &imagefacts.Config{
+		CacheSize:           v.GetInt("server.imageLookupCacheSize"),
+		RegistryConcurrency: v.GetInt("server.imageLookupRegistryConcurrency"),
+		MaxImages:           v.GetInt("server.imageLookupMaxImages"),
+		InsecureRegistries:  v.GetStringSlice("server.imageLookupInsecureRegistries"),
+	}
+	var err error
+	if c.Budget, err = positiveDuration(v, "imageLookupBudget"); err != nil {
+		return nil, v1.Platform{}, err
+	}
+	if c.Budget >= 30*time.Second {
+		return nil, v1.Platform{}, fmt.Errorf("config server.imageLookupBudget: %s is not inside the API server's 30s webhook limit", c.Budget)
+	}
+	if c.TagTTL, err = positiveDuration(v, "imageLookupTagTtl"); err != nil {
+		return nil, v1.Platform{}, err
+	}
+	for _, k := range []string{"imageLookupCacheSize", "imageLookupRegistryConcurrency", "imageLookupMaxImages"} {
+		if n := v.GetInt("server." + k); n < 1 {
+			return nil, v1.Platform{}, fmt.Errorf("config server.%s: %q, want a number of at least 1", k, v.GetString("server."+k))
+		}
+	}
+	p, err := imagefacts.ParsePlatform(v.GetString("server.imageLookupPlatform"))
+	if err != nil {
+		return nil, v1.Platform{}, fmt.Errorf("config server.imageLookupPlatform: %w", err)
+	}
+	return c, p, nil
+}
+
+func positiveDuration(v *viper.Viper, key string) (time.Duration, error) {
+	s := v.GetString("server." + key)
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("config server.%s: %q, want a positive duration such as 2s", key, s)
+	}
+	return d, nil
 }
 
 func camelToKebab(s string) string {

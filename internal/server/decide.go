@@ -69,6 +69,9 @@ type Decider struct {
 	config     atomic.Pointer[profiles.Config]
 	namespaces NamespaceLookup
 	metrics    *Metrics
+	// images, when set, looks up the facts of the images a pod runs
+	// before it is hardened.
+	images *ImageLookup
 }
 
 // NewDecider builds a Decider; metrics may be nil (tests).
@@ -77,6 +80,9 @@ func NewDecider(cfg *profiles.Config, ns NamespaceLookup, m *Metrics) *Decider {
 	d.config.Store(cfg)
 	return d
 }
+
+// SetImageLookup turns image-aware hardening on; call it before serving.
+func (d *Decider) SetImageLookup(l *ImageLookup) { d.images = l }
 
 // SetConfig swaps the config in use.
 func (d *Decider) SetConfig(c *profiles.Config) { d.config.Store(c) }
@@ -130,6 +136,9 @@ func (d *Decider) Decide(ctx context.Context, r *Request) (*Decision, error) {
 			d.metrics.namespaceFailure()
 		}
 		facts.NamespaceLabels = labels
+	}
+	if d.images != nil {
+		opts.Images = d.images.lookup(ctx, r, cfg, facts, opts.EphemeralOnly)
 	}
 	var res *mutate.Result
 	var err error

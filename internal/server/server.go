@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -25,6 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/pod-hardener/pod-hardener/internal/imagefacts"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
@@ -49,6 +51,10 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// ConfigPollInterval: how often config.yaml is checked for changes.
 	ConfigPollInterval time.Duration
+	// ImageLookup, when set, turns image-aware hardening on with these
+	// bounds; ImagePlatform is the node platform when a pod selects none.
+	ImageLookup   *imagefacts.Config
+	ImagePlatform v1.Platform
 
 	Logger *slog.Logger
 	Out    io.Writer // dev-certs output
@@ -118,23 +124,39 @@ func Run(ctx context.Context, o Options) error {
 	defer stop()
 	var ns NamespaceLookup = NoNamespaces{}
 	var synced = func() bool { return true }
+	var client kubernetes.Interface
 	restCfg, err := kubeConfig(o.Kubeconfig)
 	switch {
-	case o.Namespaces != nil:
-		ns = o.Namespaces
-	case err != nil:
+	case err != nil && o.Namespaces == nil:
 		return err
-	case restCfg == nil:
-		log.Warn("no kubeconfig and not in a cluster: namespace labels are not read; config rules by namespace name still apply")
-	default:
-		client, err := kubernetes.NewForConfig(restCfg)
+	case restCfg != nil:
+		c, err := kubernetes.NewForConfig(restCfg)
 		if err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
 		}
+		client = c
+	}
+	switch {
+	case o.Namespaces != nil:
+		ns = o.Namespaces
+	case client == nil:
+		log.Warn("no kubeconfig and not in a cluster: namespace labels are not read; config rules by namespace name still apply")
+	default:
 		inf := NewInformerNamespaces(ctx, client, log)
 		ns, synced = inf, inf.Synced
 	}
 	decider := NewDecider(cfg, ns, metrics)
+	if o.ImageLookup != nil {
+		res, err := imagefacts.New(*o.ImageLookup, reg)
+		if err != nil {
+			return err
+		}
+		if client == nil {
+			log.Warn("image lookup without cluster access: images are looked up anonymously")
+		}
+		decider.SetImageLookup(&ImageLookup{Resolver: res, Client: client, Platform: o.ImagePlatform})
+		log.Info("image lookup on", "budget", res.Budget(), "platform", o.ImagePlatform.String())
+	}
 	if path := o.Viper.ConfigFileUsed(); path != "" {
 		watchConfig(ctx, o.Viper, path, o.ConfigPollInterval, decider, metrics, log)
 	}

@@ -48,8 +48,8 @@ func Archetypes(binary string) []Archetype {
 	sleeper := img("sleeper-root")
 	// postgres: root entrypoint that gives $PGDATA (its VOLUME) to uid 999
 	// and drops to it; the server refuses root and makes $PGDATA 0700.
-	pg := img("db-root-drop", ArchetypeEnv+"LISTEN=:5432", ArchetypeEnv+"DATA_ENV=PGDATA", ArchetypeEnv+"DROP_TO=999:999",
-		ArchetypeEnv+"NOT_ROOT=1", "PGDATA=/var/lib/postgresql/data")
+	pg := img("db-root-drop", ArchetypeEnv+"LISTEN=:5432", ArchetypeEnv+"DROP_TO=999:999", ArchetypeEnv+"NOT_ROOT=1",
+		ArchetypeEnv+"DATA_ENV=PGDATA", "PGDATA=/var/lib/postgresql/data")
 	pg.Ports, pg.Volumes, pg.Dirs = []string{"5432/tcp"}, []string{"/var/lib/postgresql/data"}, []string{"/var/lib/postgresql/data"}
 	pg.Passwd = "root:x:0:0:root:/root:/sbin/nologin\npostgres:x:999:999::/var/lib/postgresql:/sbin/nologin\n"
 	// jenkins/jenkins renumbered by a derived image: USER jenkins, whose
@@ -65,6 +65,11 @@ func Archetypes(binary string) []Archetype {
 	}
 	jk.Passwd = "root:x:0:0:root:/root:/sbin/nologin\njenkins:x:1001:1001::/var/jenkins_home:/sbin/nologin\n"
 	jk.Group = "root:x:0:\njenkins:x:1001:\n"
+	// grafana: numeric USER 472 writing its data directory, here a VOLUME
+	// owned by 472 in the image.
+	gf := img("numeric-user-volume", ArchetypeEnv+"LISTEN=:3000", ArchetypeEnv+"UID=472", ArchetypeEnv+"WRITE=/var/lib/grafana")
+	gf.User, gf.Ports, gf.Volumes = "472", []string{"3000/tcp"}, []string{"/var/lib/grafana"}
+	gf.Dirs, gf.DirOwner = []string{"/var/lib/grafana"}, map[string]int{"/var/lib/grafana": 472}
 	return []Archetype{
 		{"web-root", "nginx", web, 80},
 		{"app-root", "a typical app image", app, 8080},
@@ -75,6 +80,7 @@ func Archetypes(binary string) []Archetype {
 		{"sleeper-root", "busybox sleep", sleeper, 0},
 		{"db-root-drop", "postgres", pg, 5432},
 		{"named-user-layered", "jenkins/jenkins, its user renumbered in a later layer", jk, 8080},
+		{"numeric-user-volume", "grafana (USER 472)", gf, 3000},
 	}
 }
 

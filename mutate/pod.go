@@ -49,6 +49,7 @@ type specView struct {
 	Containers                   []containerView `json:"containers"`
 	InitContainers               []containerView `json:"initContainers"`
 	EphemeralContainers          []containerView `json:"ephemeralContainers"`
+	imageLookupView
 }
 
 type osView struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/pod-hardener/pod-hardener/internal/imagefacts"
 	"github.com/pod-hardener/pod-hardener/internal/manifest"
@@ -181,19 +182,14 @@ func (o *hardenOptions) lookupImages(cfg *profiles.Config, raw []byte, f profile
 	if o.images == nil {
 		return nil
 	}
-	pod, err := imagefacts.DecodePod(raw)
-	if err != nil {
+	var pod mutate.Pod
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &pod); err != nil {
 		return nil // the engine says what is wrong with the pod
 	}
 	if pod.ExemptRequested() && (o.allowExemptions || cfg.AuthorizeExemptions(f).Allowed) {
 		return nil
 	}
-	refs := pod.Images(nil)
-	if len(refs) == 0 {
-		return nil
-	}
-	return o.images.Lookup(context.Background(), imagefacts.Request{Refs: refs,
-		Platform: pod.Platform(imagefacts.DefaultPlatform), Keychain: authn.DefaultKeychain})
+	return o.images.LookupPod(context.Background(), &pod, nil, imagefacts.DefaultPlatform, imagefacts.Request{Keychain: authn.DefaultKeychain})
 }
 
 // patchOps are the document's operations for the YAML renderer.

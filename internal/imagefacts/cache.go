@@ -9,30 +9,30 @@ import (
 // lru is a fixed-size least-recently-used map. The facts of a digest never
 // change, so an entry is only ever evicted for room, never for age; the
 // bound keeps memory flat however many distinct images a cluster runs.
-type lru[V any] struct {
+type lru[K comparable, V any] struct {
 	mu    sync.Mutex
 	max   int
 	order *list.List // front: most recently used
-	items map[string]*list.Element
+	items map[K]*list.Element
 	// expiry, when non-zero, drops entries older than it (tag caches).
 	expiry time.Duration
 	now    func() time.Time
 }
 
-type lruEntry[V any] struct {
-	key   string
+type lruEntry[K comparable, V any] struct {
+	key   K
 	value V
 	at    time.Time
 }
 
-func newLRU[V any](max int, expiry time.Duration) *lru[V] {
+func newLRU[K comparable, V any](max int, expiry time.Duration) *lru[K, V] {
 	if max < 1 {
 		max = 1
 	}
-	return &lru[V]{max: max, order: list.New(), items: map[string]*list.Element{}, expiry: expiry, now: time.Now}
+	return &lru[K, V]{max: max, order: list.New(), items: map[K]*list.Element{}, expiry: expiry, now: time.Now}
 }
 
-func (c *lru[V]) get(key string) (V, bool) {
+func (c *lru[K, V]) get(key K) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var zero V
@@ -40,7 +40,7 @@ func (c *lru[V]) get(key string) (V, bool) {
 	if !ok {
 		return zero, false
 	}
-	e := el.Value.(*lruEntry[V])
+	e := el.Value.(*lruEntry[K, V])
 	if c.expiry > 0 && c.now().Sub(e.at) >= c.expiry {
 		c.order.Remove(el)
 		delete(c.items, key)
@@ -50,24 +50,24 @@ func (c *lru[V]) get(key string) (V, bool) {
 	return e.value, true
 }
 
-func (c *lru[V]) put(key string, v V) {
+func (c *lru[K, V]) put(key K, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
-		e := el.Value.(*lruEntry[V])
+		e := el.Value.(*lruEntry[K, V])
 		e.value, e.at = v, c.now()
 		c.order.MoveToFront(el)
 		return
 	}
-	c.items[key] = c.order.PushFront(&lruEntry[V]{key: key, value: v, at: c.now()})
+	c.items[key] = c.order.PushFront(&lruEntry[K, V]{key: key, value: v, at: c.now()})
 	for c.order.Len() > c.max {
 		last := c.order.Back()
 		c.order.Remove(last)
-		delete(c.items, last.Value.(*lruEntry[V]).key)
+		delete(c.items, last.Value.(*lruEntry[K, V]).key)
 	}
 }
 
-func (c *lru[V]) len() int {
+func (c *lru[K, V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.order.Len()

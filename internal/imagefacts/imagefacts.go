@@ -96,8 +96,8 @@ type Resolver struct {
 	transport http.RoundTripper
 	// digests holds facts by digest and platform; tags holds a tag's
 	// digest by credentials and tag.
-	digests *lru[*mutate.ImageFacts]
-	tags    *lru[string]
+	digests *lru[digestKey, *mutate.ImageFacts]
+	tags    *lru[tagKey, string]
 	flight  singleflight.Group
 	fetches chan struct{}
 	metrics *metrics
@@ -110,8 +110,8 @@ func New(cfg Config, reg prometheus.Registerer) (*Resolver, error) {
 		cfg:       cfg,
 		insecure:  map[string]bool{},
 		transport: newLimitedTransport(cfg.Transport, cfg.RegistryConcurrency),
-		digests:   newLRU[*mutate.ImageFacts](cfg.CacheSize, 0),
-		tags:      newLRU[string](cfg.CacheSize, cfg.TagTTL),
+		digests:   newLRU[digestKey, *mutate.ImageFacts](cfg.CacheSize, 0),
+		tags:      newLRU[tagKey, string](cfg.CacheSize, cfg.TagTTL),
 		fetches:   make(chan struct{}, cfg.MaxFetches),
 	}
 	for _, h := range cfg.InsecureRegistries {
@@ -124,6 +124,13 @@ func New(cfg Config, reg prometheus.Registerer) (*Resolver, error) {
 	r.metrics = m
 	return r, nil
 }
+
+// tagKey keys a tag's digest: the reference as written and the
+// credentials that resolved it.
+type tagKey struct{ keychainID, ref string }
+
+// digestKey keys facts: an index's digest gives one image per platform.
+type digestKey struct{ digest, platform string }
 
 // Budget is the most one Lookup waits.
 func (r *Resolver) Budget() time.Duration { return r.cfg.Budget }
@@ -156,14 +163,9 @@ func (r *Resolver) Lookup(ctx context.Context, q Request) mutate.ImageSet {
 	if q.Keychain == nil {
 		q.Keychain = authn.NewMultiKeychain()
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Budget)
-	defer cancel()
+	plat := q.Platform.String()
 	set := mutate.ImageSet{}
-	type answer struct {
-		ref string
-		f   *mutate.ImageFacts
-	}
-	answers := make(chan answer)
+	var misses []string
 	n := 0
 	for _, ref := range q.Refs {
 		if _, dup := set[ref]; dup {
@@ -173,31 +175,47 @@ func (r *Resolver) Lookup(ctx context.Context, q Request) mutate.ImageSet {
 			set[ref] = r.failed(ref, "skipped", fmt.Errorf("not looked up: the pod names more than %d distinct images", r.cfg.MaxImages))
 			continue
 		}
-		set[ref] = nil
 		n++
-		go func() { answers <- answer{ref, r.lookup(ctx, ref, q)} }()
+		// The warm path, nearly every review: answered here, with no
+		// parsing, goroutine or timer.
+		if f := r.cached(ref, q.KeychainID, plat); f != nil {
+			r.metrics.lookup("cached")
+			set[ref] = withRef(f, ref)
+			continue
+		}
+		set[ref] = nil
+		misses = append(misses, ref)
 	}
-	for range n {
+	if len(misses) == 0 {
+		return set
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Budget)
+	defer cancel()
+	type answer struct {
+		ref string
+		f   *mutate.ImageFacts
+	}
+	answers := make(chan answer, len(misses))
+	for _, ref := range misses {
+		go func() { answers <- answer{ref, r.lookup(ctx, ref, plat, q)} }()
+	}
+	for range misses {
 		a := <-answers
 		set[a.ref] = a.f
 	}
 	return set
 }
 
-// lookup answers one image from the caches, else from a (shared) fetch.
-func (r *Resolver) lookup(ctx context.Context, ref string, q Request) *mutate.ImageFacts {
+// lookup answers one image the caches did not hold, from a fetch shared
+// with every lookup of the same image, platform and credentials.
+func (r *Resolver) lookup(ctx context.Context, ref, plat string, q Request) *mutate.ImageFacts {
 	parsed, err := r.parse(ref)
 	if err != nil {
 		return r.failed(ref, "invalid_reference", err)
 	}
-	plat := q.Platform.String()
-	tagKey := q.KeychainID + "\x00" + parsed.Name()
-	if f := r.cached(parsed, tagKey, plat); f != nil {
-		r.metrics.lookup("cached")
-		return withRef(f, ref)
-	}
-	ch := r.flight.DoChan(tagKey+"\x00"+plat, func() (any, error) {
-		return r.fetch(parsed, tagKey, q)
+	tk := tagKey{q.KeychainID, ref}
+	ch := r.flight.DoChan(q.KeychainID+"\x00"+ref+"\x00"+plat, func() (any, error) {
+		return r.fetch(parsed, tk, q)
 	})
 	select {
 	case res := <-ch:
@@ -222,24 +240,32 @@ func (r *Resolver) parse(ref string) (name.Reference, error) {
 	return parsed, nil
 }
 
-// cached returns the facts when the caches hold them, counting hits.
-func (r *Resolver) cached(ref name.Reference, tagKey, plat string) *mutate.ImageFacts {
-	digest, ok := "", false
-	if d, isDigest := ref.(name.Digest); isDigest {
-		digest, ok = d.DigestStr(), true
+// cached returns the facts when the caches hold them, counting hits. The
+// tag cache is keyed by the reference as written, so a hit needs no
+// parsing; a reference with a digest needs no tag.
+func (r *Resolver) cached(ref, keychainID, plat string) *mutate.ImageFacts {
+	var digest string
+	if i := strings.LastIndexByte(ref, '@'); i >= 0 {
+		digest = ref[i+1:]
 	} else {
-		digest, ok = r.tags.get(tagKey)
+		d, ok := r.tags.get(tagKey{keychainID, ref})
 		r.metrics.cache("tag", ok)
 		if !ok {
 			return nil
 		}
+		digest = d
 	}
-	f, ok := r.digests.get(digest + "\x00" + plat)
+	f, ok := r.digests.get(digestKey{digest, plat})
 	r.metrics.cache("digest", ok)
 	return f
 }
 
+// withRef returns the facts as the container names the image: the cached
+// ones when they were fetched under that name, else a copy.
 func withRef(f *mutate.ImageFacts, ref string) *mutate.ImageFacts {
+	if f.Ref == ref {
+		return f
+	}
 	c := *f
 	c.Ref = ref
 	return &c
@@ -251,7 +277,7 @@ var errBusy = errors.New("too many image lookups in flight")
 // fetch reads one image's facts from its registry under its own timeout,
 // detached from the review that asked: reviews wait for it only up to
 // their budget, and it fills the caches for the next.
-func (r *Resolver) fetch(ref name.Reference, tagKey string, q Request) (*mutate.ImageFacts, error) {
+func (r *Resolver) fetch(ref name.Reference, tk tagKey, q Request) (*mutate.ImageFacts, error) {
 	select {
 	case r.fetches <- struct{}{}:
 		defer func() { <-r.fetches }()
@@ -285,9 +311,9 @@ func (r *Resolver) fetch(ref name.Reference, tagKey string, q Request) (*mutate.
 			return nil, fmt.Errorf("resolving the tag: %w", err)
 		}
 		digest = desc.Digest.String()
-		r.tags.put(tagKey, digest)
+		r.tags.put(tk, digest)
 	}
-	key := digest + "\x00" + q.Platform.String()
+	key := digestKey{digest, q.Platform.String()}
 	if f, ok := r.digests.get(key); ok {
 		return f, nil
 	}
@@ -311,7 +337,7 @@ func (r *Resolver) fetch(ref name.Reference, tagKey string, q Request) (*mutate.
 		return nil, fmt.Errorf("reading the image config: %w", err)
 	}
 	f := factsOf(cf)
-	f.Digest = digest
+	f.Ref, f.Digest = tk.ref, digest
 	if resolveUser(ctx, f, img) {
 		r.metrics.failure("user")
 		return f, nil // a retry may succeed: not cached

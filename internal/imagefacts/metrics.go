@@ -17,6 +17,10 @@ type metrics struct {
 	cacheReq *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	latency  prometheus.Histogram
+	// The warm path's counters, resolved once: a labelled lookup hashes
+	// its labels on every call.
+	cachedLookups prometheus.Counter
+	hits, misses  map[string]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -31,6 +35,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time one review spent looking up its pod's images.",
 			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .25, .5, 1, 2, 5}}),
 	}
+	m.cachedLookups = m.lookups.WithLabelValues("cached")
+	m.hits, m.misses = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
+	for _, c := range []string{"tag", "digest"} {
+		m.hits[c], m.misses[c] = m.cacheReq.WithLabelValues(c, "hit"), m.cacheReq.WithLabelValues(c, "miss")
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.lookups, m.cacheReq, m.failures, m.latency} {
 			if err := reg.Register(c); err != nil {
@@ -41,18 +50,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) lookup(result string) { m.lookups.WithLabelValues(result).Inc() }
-func (m *metrics) failure(why string)   { m.failures.WithLabelValues(why).Inc() }
+func (m *metrics) lookup(result string) {
+	if result == "cached" {
+		m.cachedLookups.Inc()
+		return
+	}
+	m.lookups.WithLabelValues(result).Inc()
+}
+func (m *metrics) failure(why string) { m.failures.WithLabelValues(why).Inc() }
 func (m *metrics) observe(d time.Duration) {
 	m.latency.Observe(d.Seconds())
 }
 
 func (m *metrics) cache(which string, hit bool) {
-	result := "miss"
 	if hit {
-		result = "hit"
+		m.hits[which].Inc()
+	} else {
+		m.misses[which].Inc()
 	}
-	m.cacheReq.WithLabelValues(which, result).Inc()
 }
 
 func isNetwork(err error) bool {

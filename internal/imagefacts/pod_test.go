@@ -1,44 +1,31 @@
 package imagefacts
 
 import (
-	"fmt"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-func TestPodImagesAndPlatform(t *testing.T) {
-	p, err := DecodePod([]byte(`{"metadata":{"annotations":{"pod-hardener.io/exempt":" True "}},"spec":{
-		"nodeSelector":{"kubernetes.io/arch":"arm64"},
-		"imagePullSecrets":[{"name":"a"},{"name":""},{"name":"a"},{"name":"b"}],
-		"initContainers":[{"name":"i","image":"busybox"}],
-		"containers":[{"name":"c","image":"nginx"},{"name":"d","image":"busybox"},{"name":"e"}],
-		"ephemeralContainers":[{"name":"old","image":"debug:1"},{"name":"new","image":"debug:2"}]}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := fmt.Sprint(p.Images(nil)); got != "[busybox nginx debug:1 debug:2]" {
-		t.Errorf("Images(all) = %s", got)
-	}
-	if got := fmt.Sprint(p.Images(map[string]bool{"new": true})); got != "[debug:2]" {
-		t.Errorf("Images(new ephemeral) = %s", got)
-	}
-	if got := fmt.Sprint(p.PullSecrets()); got != "[a b]" {
-		t.Errorf("PullSecrets = %s", got)
-	}
-	if !p.ExemptRequested() {
-		t.Error("exempt annotation not seen")
-	}
-	for _, c := range []struct{ pod, want string }{
-		{`{"spec":{}}`, "linux/amd64"},
-		{`{"spec":{"nodeSelector":{"kubernetes.io/arch":"arm64"}}}`, "linux/arm64"},
-		{`{"spec":{"os":{"name":"windows"}}}`, "windows/amd64"},
-		{`{"spec":{"nodeSelector":{"kubernetes.io/os":"linux","kubernetes.io/arch":"s390x"},"os":{"name":"windows"}}}`, "linux/s390x"},
+func TestPlatformFor(t *testing.T) {
+	arm := v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}
+	for _, c := range []struct {
+		os, arch string
+		def      v1.Platform
+		want     string
+	}{
+		{"", "", DefaultPlatform, "linux/amd64"},
+		{"", "arm64", DefaultPlatform, "linux/arm64"},
+		{"windows", "", DefaultPlatform, "windows/amd64"},
+		{"", "arm64", arm, "linux/arm64/v8"},
+		{"", "amd64", arm, "linux/amd64"},
 	} {
-		p, err := DecodePod([]byte(c.pod))
-		if err != nil {
-			t.Fatal(err)
+		if got := PlatformFor(c.os, c.arch, c.def).String(); got != c.want {
+			t.Errorf("PlatformFor(%q, %q, %s) = %s, want %s", c.os, c.arch, c.def, got, c.want)
 		}
-		if got := p.Platform(DefaultPlatform).String(); got != c.want {
-			t.Errorf("%s: platform %s, want %s", c.pod, got, c.want)
+	}
+	for s, ok := range map[string]bool{"linux/amd64": true, "linux/arm64/v8": true, "amd64": false, "": false} {
+		if _, err := ParsePlatform(s); (err == nil) != ok {
+			t.Errorf("ParsePlatform(%q): %v", s, err)
 		}
 	}
 }

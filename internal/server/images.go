@@ -34,58 +34,45 @@ type ImageLookup struct {
 // service account's), each a request to the API server.
 const maxPullSecrets = 8
 
-// secretsTimeout bounds reading a pod's pull secrets; it runs only when a
-// registry asks for credentials, inside the fetch's own timeout.
+// secretsTimeout bounds reading a pod's pull secrets; it runs only when an
+// image must be fetched, inside the fetch's own timeout.
 const secretsTimeout = 2 * time.Second
 
-// readImagePod decodes the lookup's view of the request's pod: from the
-// review for a pod read with it (a second pass, made only with lookup on),
-// else from the object.
-func (r *Request) readImagePod() (*imagefacts.Pod, error) {
+// lookupPod is the request's pod as the engine reads it: decoded with
+// the review for a pod CREATE, else (ephemeral containers) from the object.
+func (r *Request) lookupPod() (*mutate.Pod, error) {
 	if r.Pod != nil {
-		var ar struct {
-			Request struct {
-				Object *imagefacts.Pod `json:"object"`
-			} `json:"request"`
-		}
-		ar.Request.Object = &imagefacts.Pod{}
-		if err := kjson.UnmarshalCaseSensitivePreserveInts(r.review, &ar); err != nil {
-			return nil, err
-		}
-		return ar.Request.Object, nil
+		return r.Pod, nil
 	}
-	return imagefacts.DecodePod(r.Object)
+	var p mutate.Pod
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(r.Object, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // lookup returns the facts of the images the review hardens, or nil when
 // none are to be looked up: a pod that could not be read (the engine
 // reports that), a pod exempt as a whole, a pod with no images.
 func (l *ImageLookup) lookup(ctx context.Context, r *Request, cfg *profiles.Config, f profiles.Facts, only map[string]bool) mutate.ImageSet {
-	pod, err := r.readImagePod()
+	pod, err := r.lookupPod()
 	if err != nil {
 		return nil
 	}
 	if pod.ExemptRequested() && cfg.AuthorizeExemptions(f).Allowed {
 		return nil
 	}
-	refs := pod.Images(only)
-	if len(refs) == 0 {
-		return nil
-	}
-	q := imagefacts.Request{Refs: refs, Platform: pod.Platform(l.Platform)}
+	var q imagefacts.Request
 	if l.Client != nil {
-		kc := &podKeychain{client: l.Client, namespace: r.Namespace, serviceAccount: pod.Spec.ServiceAccountName, secrets: pod.PullSecrets()}
-		if kc.serviceAccount == "" {
-			kc.serviceAccount = "default"
-		}
-		q.Keychain = kc
-		q.KeychainID = r.Namespace + "/" + kc.serviceAccount + "/" + strings.Join(kc.secrets, ",")
+		sa, secrets := pod.PullCredentials()
+		q.Keychain = &podKeychain{client: l.Client, namespace: r.Namespace, serviceAccount: sa, secrets: secrets}
+		q.KeychainID = r.Namespace + "/" + sa + "/" + strings.Join(secrets, ",")
 	}
-	return l.Resolver.Lookup(ctx, q)
+	return l.Resolver.LookupPod(ctx, pod, only, l.Platform, q)
 }
 
-// podKeychain reads a pod's pull credentials the first time a registry
-// asks for them, so a lookup answered from the cache costs the API server
+// podKeychain reads a pod's pull credentials the first time a fetch
+// resolves them, so a lookup answered from the cache costs the API server
 // nothing: the pod's imagePullSecrets, then its service account's, as the
 // kubelet uses them. A secret that cannot be read is skipped, as the
 // kubelet skips it; the registry's 401 then says what is missing.

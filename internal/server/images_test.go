@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -198,6 +199,38 @@ func TestHandlerPullSecretsFromServiceAccount(t *testing.T) {
 			if e.lookups(t, c.result) != 1 {
 				t.Fatalf("lookups{result=%s} != 1", c.result)
 			}
+			if c.result != "fetched" {
+				return
+			}
+			// Warm, the lookup asks the API server nothing.
+			calls := len(client.Actions())
+			e.send(t, review{obj: c.pod}.JSON())
+			if e.lookups(t, "cached") != 1 || len(client.Actions()) != calls {
+				t.Fatalf("warm lookup: cached %v, API calls %d -> %d", e.lookups(t, "cached"), calls, len(client.Actions()))
+			}
 		})
+	}
+}
+
+// serve with image lookup on: the review's images are looked up and the
+// lookup's metrics are on /metrics.
+func TestServeWithImageLookup(t *testing.T) {
+	reg := registrytest.New(t)
+	reg.Push(t, "app:1", registrytest.Image(t, v1.Config{User: "5"}))
+	r := startServer(t, "defaultProfile: restricted\n", nil, func(o *Options) {
+		o.ImageLookup, o.ImagePlatform = &imagefacts.Config{}, imagefacts.DefaultPlatform
+	})
+	resp, _, err := r.review(t, r.client(), review{obj: imagePodJSON(reg.Host + "/app:1")}.JSON())
+	if err != nil || !resp.Allowed {
+		t.Fatalf("review: %v %+v", err, resp)
+	}
+	m, err := http.Get("http://" + r.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Body.Close()
+	b, _ := io.ReadAll(m.Body)
+	if !strings.Contains(string(b), `pod_hardener_image_lookups_total{result="fetched"} 1`) {
+		t.Fatalf("/metrics lacks the lookup:\n%s", b)
 	}
 }

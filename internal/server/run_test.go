@@ -36,7 +36,7 @@ type running struct {
 	done   chan error
 }
 
-func startServer(t *testing.T, config string, ns NamespaceLookup) *running {
+func startServer(t *testing.T, config string, ns NamespaceLookup, tweaks ...func(*Options)) *running {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := DevCerts(filepath.Join(dir, "certs"))
@@ -57,24 +57,26 @@ func startServer(t *testing.T, config string, ns NamespaceLookup) *running {
 	if ns == nil {
 		ns = NoNamespaces{}
 	}
-	go func() {
-		r.done <- Run(ctx, Options{
-			ConfigPath:    cfgPath,
-			Listen:        "127.0.0.1:0",
-			MetricsListen: "127.0.0.1:0",
-			TLSCertFile:   filepath.Join(dir, "certs", "tls.crt"),
-			TLSKeyFile:    filepath.Join(dir, "certs", "tls.key"),
-			Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Out:           io.Discard,
-			Namespaces:    ns,
-			// Fast polling keeps the reload tests short.
-			ConfigPollInterval: 100 * time.Millisecond,
-			OnListening: func(a, m string) {
-				r.addr, r.metrics = a, m
-				close(ready)
-			},
-		})
-	}()
+	o := Options{
+		ConfigPath:    cfgPath,
+		Listen:        "127.0.0.1:0",
+		MetricsListen: "127.0.0.1:0",
+		TLSCertFile:   filepath.Join(dir, "certs", "tls.crt"),
+		TLSKeyFile:    filepath.Join(dir, "certs", "tls.key"),
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Out:           io.Discard,
+		Namespaces:    ns,
+		// Fast polling keeps the reload tests short.
+		ConfigPollInterval: 100 * time.Millisecond,
+		OnListening: func(a, m string) {
+			r.addr, r.metrics = a, m
+			close(ready)
+		},
+	}
+	for _, tw := range tweaks {
+		tw(&o)
+	}
+	go func() { r.done <- Run(ctx, o) }()
 	select {
 	case <-ready:
 	case err := <-r.done:

@@ -144,7 +144,7 @@ func registerSuiteWebhook(ctx context.Context, failurePolicy string) error {
 	if err != nil {
 		return err
 	}
-	r := cluster.Registration{Name: "pod-hardener", URL: hook.URL, CABundle: ca, ExcludeNamespaces: []string{"no-webhook", nodePlainNS}}
+	r := cluster.Registration{Name: "pod-hardener", URL: hook.URL, CABundle: ca, ExcludeNamespaces: []string{"no-webhook", nodePlainNS, nodeImagesNS, nodeRootWarnNS}}
 	if failurePolicy != "" {
 		r.FailurePolicy = admissionFailurePolicy(failurePolicy)
 	}

@@ -95,7 +95,13 @@ func containerByName(p *corev1.Pod, name string) *corev1.Container {
 // metric whose labels contain every given `key="value"`.
 func metricSum(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get(hook.MetricsURL + "/metrics")
+	return metricSumAt(t, hook.MetricsURL, name, labels...)
+}
+
+// metricSumAt is metricSum for the webhook serving metrics at url.
+func metricSumAt(t *testing.T, url, name string, labels ...string) float64 {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

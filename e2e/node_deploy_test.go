@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +18,7 @@ import (
 	"github.com/pod-hardener/pod-hardener/e2e/cluster"
 	"github.com/pod-hardener/pod-hardener/internal/ociimage"
 	"github.com/pod-hardener/pod-hardener/internal/pss"
+	"github.com/pod-hardener/pod-hardener/mutate"
 )
 
 // nodeInClusterNS enforces restricted; deploy/'s in-cluster webhook
@@ -29,11 +27,14 @@ const nodeInClusterNS = "node-incluster"
 
 // TestRealNodeDeploy installs pod-hardener as a user does: the image `make
 // image` builds, pushed to the node's registry; `kubectl apply -k` of an
-// overlay of deploy/self-signed whose one edit points the image there;
+// overlay of deploy/self-signed whose one edit points the image there,
+// with the component deploy/components/image-lookup;
 // deploy/self-signed/make-certs.sh for the certificate. Both replicas must
 // go Ready on the real node and pass restricted unaided, and the API
 // server, calling them through their Service, must harden the archetype
-// Deployments with no other webhook registered.
+// Deployments with no other webhook registered, looking their images up
+// in the node's registry: each archetype's outcome is the one with image
+// lookup of TestRealNodeArchetypes.
 func TestRealNodeDeploy(t *testing.T) {
 	n := requireNode(t)
 	kubectl := filepath.Join(cluster.DefaultBinDir(), "kubectl")
@@ -57,7 +58,7 @@ func TestRealNodeDeploy(t *testing.T) {
 	repo, tag := ref[:i], ref[i+1:]
 
 	// A user's overlay: deploy/self-signed with one image edit, what
-	// `kustomize edit set image` writes.
+	// `kustomize edit set image` writes, and the image-lookup component.
 	overlay := filepath.Join(dir, "overlay")
 	if err := os.MkdirAll(overlay, 0o755); err != nil {
 		t.Fatal(err)
@@ -66,7 +67,11 @@ func TestRealNodeDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kust := fmt.Sprintf("resources:\n- %s\nimages:\n- name: ghcr.io/pod-hardener/pod-hardener\n  newName: %s\n  newTag: %s\n", base, repo, tag)
+	lookup, err := filepath.Rel(overlay, filepath.Join(repoRoot(), "deploy", "components", "image-lookup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kust := fmt.Sprintf("resources:\n- %s\ncomponents:\n- %s\nimages:\n- name: ghcr.io/pod-hardener/pod-hardener\n  newName: %s\n  newTag: %s\n", base, lookup, repo, tag)
 	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +129,8 @@ func TestRealNodeDeploy(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	before := hardenedReviews(t, pods)
+	before := replicaMetric(t, pods, "pod_hardener_reviews_total", `result="hardened"`)
+	fetchedBefore := replicaMetric(t, pods, "pod_hardener_image_lookups_total", `result="fetched"`)
 
 	bin = filepath.Join(dir, "archetype")
 	if err := cluster.BuildStatic(repoRoot(), "./e2e/cmd/archetype", bin); err != nil {
@@ -148,9 +154,12 @@ func TestRealNodeDeploy(t *testing.T) {
 	}
 	for _, a := range arch {
 		o := got[nodeInClusterNS+"/"+a.Name]
-		t.Logf("%-16s hardened in-cluster: %s", a.Name, describe(o))
-		if !matches(o.result, a.hardened) {
-			t.Errorf("%s hardened by the in-cluster webhook: got %q, today's outcome is %q", a.Name, o.result, a.hardened)
+		t.Logf("%-18s hardened in-cluster, with image lookup: %s", a.Name, describe(o))
+		if !matches(o.result, a.images) {
+			t.Errorf("%s hardened by the in-cluster webhook with image lookup: got %q, want %q", a.Name, o.result, a.images)
+		}
+		if d := o.pod.Annotations[mutate.AnnotationImageDecisions]; d != a.decisions {
+			t.Errorf("%s image decisions in-cluster: got %q, want %q", a.Name, d, a.decisions)
 		}
 		if m := hardenedFields(o.pod); len(m) > 0 {
 			t.Errorf("%s as admitted lacks %v", a.Name, m)
@@ -160,8 +169,13 @@ func TestRealNodeDeploy(t *testing.T) {
 		}
 	}
 	// The replicas counted those reviews: the hardening was theirs.
-	if after := hardenedReviews(t, pods); after < before+len(arch) {
+	if after := replicaMetric(t, pods, "pod_hardener_reviews_total", `result="hardened"`); after < before+len(arch) {
 		t.Errorf("the in-cluster replicas count %d hardened reviews, %d before the %d archetype pods", after, before, len(arch))
+	}
+	// They looked the images up: at least once each (a replica that had
+	// not seen an image fetches it).
+	if f := replicaMetric(t, pods, "pod_hardener_image_lookups_total", `result="fetched"`); f < fetchedBefore+len(arch) {
+		t.Errorf("the in-cluster replicas fetched %d images, %d before the %d archetype pods", f, fetchedBefore, len(arch))
 	}
 }
 
@@ -245,33 +259,15 @@ func waitWebhookReplicas(t *testing.T, ctx context.Context, node, ref string, ti
 	}
 }
 
-// hardenedReviews sums pod_hardener_reviews_total{result="hardened"} over
-// the replicas' metrics, read from the host at their pod IPs.
-func hardenedReviews(t *testing.T, pods []*corev1.Pod) int {
+// replicaMetric sums a metric over the replicas' metrics, read from the
+// host at their pod IPs.
+func replicaMetric(t *testing.T, pods []*corev1.Pod, name string, labels ...string) int {
 	t.Helper()
-	total := 0
-	client := &http.Client{Timeout: 5 * time.Second}
+	total := 0.0
 	for _, p := range pods {
-		resp, err := client.Get("http://" + p.Status.PodIP + ":9090/metrics")
-		if err != nil {
-			t.Fatalf("metrics of %s: %v", p.Name, err)
-		}
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			line := sc.Text()
-			if !strings.HasPrefix(line, "pod_hardener_reviews_total{") || !strings.Contains(line, `result="hardened"`) {
-				continue
-			}
-			f := strings.Fields(line)
-			v, err := strconv.ParseFloat(f[len(f)-1], 64)
-			if err != nil {
-				t.Fatalf("metrics of %s: %q: %v", p.Name, line, err)
-			}
-			total += int(v)
-		}
-		resp.Body.Close()
+		total += metricSumAt(t, "http://"+p.Status.PodIP+":9090", name, labels...)
 	}
-	return total
+	return int(total)
 }
 
 // removeDeploy deletes what deploy/ created (its webhook configuration is
@@ -282,6 +278,8 @@ func removeDeploy(t *testing.T) {
 	defer cancel()
 	_ = admin.RbacV1().ClusterRoleBindings().Delete(ctx, "pod-hardener", metav1.DeleteOptions{})
 	_ = admin.RbacV1().ClusterRoles().Delete(ctx, "pod-hardener", metav1.DeleteOptions{})
+	_ = admin.RbacV1().ClusterRoleBindings().Delete(ctx, "pod-hardener-image-lookup", metav1.DeleteOptions{})
+	_ = admin.RbacV1().ClusterRoles().Delete(ctx, "pod-hardener-image-lookup", metav1.DeleteOptions{})
 	if err := admin.CoreV1().Namespaces().Delete(ctx, "pod-hardener", metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		t.Errorf("deleting namespace pod-hardener: %v", err)
 		return

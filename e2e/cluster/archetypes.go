@@ -46,6 +46,30 @@ func Archetypes(binary string) []Archetype {
 	low := img("nonroot-port-80", ArchetypeEnv+"LISTEN=:80", ArchetypeEnv+"UID=101")
 	low.User, low.Ports = "101", []string{"80/tcp"}
 	sleeper := img("sleeper-root")
+	// postgres: root entrypoint that gives $PGDATA (its VOLUME) to uid 999
+	// and drops to it; the server refuses root and makes $PGDATA 0700.
+	pg := img("db-root-drop", ArchetypeEnv+"LISTEN=:5432", ArchetypeEnv+"DROP_TO=999:999", ArchetypeEnv+"NOT_ROOT=1",
+		ArchetypeEnv+"DATA_ENV=PGDATA", "PGDATA=/var/lib/postgresql/data")
+	pg.Ports, pg.Volumes, pg.Dirs = []string{"5432/tcp"}, []string{"/var/lib/postgresql/data"}, []string{"/var/lib/postgresql/data"}
+	pg.Passwd = "root:x:0:0:root:/root:/sbin/nologin\npostgres:x:999:999::/var/lib/postgresql:/sbin/nologin\n"
+	// jenkins/jenkins renumbered by a derived image: USER jenkins, whose
+	// base layer's /etc/passwd says uid 1000 and whose upper layer (a
+	// `usermod -u 1001`) says 1001; it needs 1001 and writes its VOLUME.
+	jk := img("named-user-layered", ArchetypeEnv+"LISTEN=:8080", ArchetypeEnv+"UID=1001", ArchetypeEnv+"WRITE=/var/jenkins_home",
+		"HOME=/var/jenkins_home", "JENKINS_HOME=/var/jenkins_home")
+	jk.User, jk.Ports, jk.Volumes, jk.WorkingDir = "jenkins", []string{"8080/tcp", "50000/tcp"}, []string{"/var/jenkins_home"}, "/var/jenkins_home"
+	jk.Dirs, jk.DirOwner = []string{"/var/jenkins_home"}, map[string]int{"/var/jenkins_home": 1001}
+	jk.Base = map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/sbin/nologin\njenkins:x:1000:1000::/var/jenkins_home:/sbin/nologin\n",
+		"etc/group":  "root:x:0:\njenkins:x:1000:\n",
+	}
+	jk.Passwd = "root:x:0:0:root:/root:/sbin/nologin\njenkins:x:1001:1001::/var/jenkins_home:/sbin/nologin\n"
+	jk.Group = "root:x:0:\njenkins:x:1001:\n"
+	// grafana: numeric USER 472 writing its data directory, here a VOLUME
+	// owned by 472 in the image.
+	gf := img("numeric-user-volume", ArchetypeEnv+"LISTEN=:3000", ArchetypeEnv+"UID=472", ArchetypeEnv+"WRITE=/var/lib/grafana")
+	gf.User, gf.Ports, gf.Volumes = "472", []string{"3000/tcp"}, []string{"/var/lib/grafana"}
+	gf.Dirs, gf.DirOwner = []string{"/var/lib/grafana"}, map[string]int{"/var/lib/grafana": 472}
 	return []Archetype{
 		{"web-root", "nginx", web, 80},
 		{"app-root", "a typical app image", app, 8080},
@@ -54,6 +78,9 @@ func Archetypes(binary string) []Archetype {
 		{"volume-root", "redis", redis, 6379},
 		{"nonroot-port-80", "nginx-unprivileged on port 80", low, 80},
 		{"sleeper-root", "busybox sleep", sleeper, 0},
+		{"db-root-drop", "postgres", pg, 5432},
+		{"named-user-layered", "jenkins/jenkins, its user renumbered in a later layer", jk, 8080},
+		{"numeric-user-volume", "grafana (USER 472)", gf, 3000},
 	}
 }
 

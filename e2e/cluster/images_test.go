@@ -73,3 +73,33 @@ func TestRegistryPushPull(t *testing.T) {
 		}
 	}
 }
+
+// A Base layer lies below the binary's: the flattened image shows the
+// upper layer's /etc/passwd, and the lower one is still in the image, as
+// after a base image's user is renumbered by a later layer.
+func TestImageBaseLayer(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "bin")
+	if err := os.WriteFile(bin, []byte("#!static"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img, err := ociimage.Build(ociimage.Spec{Binary: bin, User: "app",
+		Base:   map[string]string{"/etc/passwd": "app:x:1000:1000::/:/sbin/nologin\n", "etc/motd": "base\n"},
+		Passwd: "app:x:1001:1001::/:/sbin/nologin\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 2 {
+		t.Fatalf("layers: %d, %v; want the base's and the binary's", len(layers), err)
+	}
+	files, err := ociimage.Files(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := files["etc/passwd"].Body; got != "app:x:1001:1001::/:/sbin/nologin\n" {
+		t.Errorf("flattened /etc/passwd %q, want the upper layer's", got)
+	}
+	if got := files["etc/motd"].Body; got != "base\n" {
+		t.Errorf("flattened /etc/motd %q, want the base layer's", got)
+	}
+}

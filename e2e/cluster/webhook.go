@@ -48,6 +48,7 @@ const AuditInterval = 2 * time.Second
 
 // Webhook is a running `pod-hardener serve`.
 type Webhook struct {
+	Name       string // its process's and log's name
 	Proc       *Process
 	Binary     string
 	Dir        string
@@ -65,11 +66,20 @@ type Webhook struct {
 // RBAC to reading namespaces and listing and watching pods, as deploy/
 // grants it. Its continuous audit evaluates every pod every AuditInterval.
 func (c *Cluster) StartWebhook(ctx context.Context, binary, config string, port int) (*Webhook, error) {
+	return c.StartWebhookNamed(ctx, "pod-hardener", binary, config, port)
+}
+
+// StartWebhookNamed starts one more webhook beside the first, with its own
+// directory and log named after name, under the same identity.
+func (c *Cluster) StartWebhookNamed(ctx context.Context, name, binary, config string, port int) (*Webhook, error) {
 	dir := filepath.Join(c.Dir, "webhook")
+	if name != "pod-hardener" {
+		dir = filepath.Join(c.Dir, name)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	w := &Webhook{Binary: binary, Dir: dir, ConfigPath: filepath.Join(dir, "config.yaml"), CertsDir: filepath.Join(dir, "certs"), c: c}
+	w := &Webhook{Name: name, Binary: binary, Dir: dir, ConfigPath: filepath.Join(dir, "config.yaml"), CertsDir: filepath.Join(dir, "certs"), c: c}
 	if err := os.WriteFile(w.ConfigPath, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
@@ -99,7 +109,7 @@ func (c *Cluster) StartWebhook(ctx context.Context, binary, config string, port 
 
 // Start (re)starts the webhook process and waits for /readyz.
 func (w *Webhook) Start(ctx context.Context) error {
-	p, err := w.c.Run("pod-hardener", w.Binary, w.args...)
+	p, err := w.c.Run(w.Name, w.Binary, w.args...)
 	if err != nil {
 		return err
 	}
@@ -144,6 +154,8 @@ type Registration struct {
 	FailurePolicy admissionregistrationv1.FailurePolicyType
 	// ExcludeNamespaces are left out by kubernetes.io/metadata.name.
 	ExcludeNamespaces []string
+	// Namespaces, when set, are the only namespaces the webhook sees.
+	Namespaces []string
 }
 
 // Register creates or replaces the webhook configuration, rules as in
@@ -177,6 +189,10 @@ func Register(ctx context.Context, cs kubernetes.Interface, r Registration) erro
 					Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/ephemeralcontainers"}, Scope: &scope}},
 			},
 		}},
+	}
+	if len(r.Namespaces) > 0 {
+		cfg.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: r.Namespaces}}}
 	}
 	api := cs.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	existing, err := api.Get(ctx, r.Name, metav1.GetOptions{})

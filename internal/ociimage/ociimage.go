@@ -43,6 +43,11 @@ type Spec struct {
 	DirOwner map[string]int
 	// Passwd and Group, when set, become /etc/passwd and /etc/group.
 	Passwd, Group string
+	// Base, when set, are the files of a layer below the binary's (path
+	// without leading slash to body): what a base image gives, which the
+	// upper layer's files of the same path hide, as a later RUN useradd
+	// or usermod rewrites the base image's /etc/passwd.
+	Base map[string]string
 	// OCI gives the manifest, config and layer OCI media types instead of
 	// Docker's.
 	OCI bool
@@ -60,7 +65,8 @@ func PodHardener(binary string) Spec {
 	}
 }
 
-// Build makes the image: one layer on an empty base, the config set.
+// Build makes the image: one layer on an empty base (two with Base), the
+// config set.
 func Build(im Spec) (v1.Image, error) {
 	bin, err := os.ReadFile(im.Binary)
 	if err != nil {
@@ -91,7 +97,25 @@ func Build(im Spec) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	layers := []v1.Layer{layer}
+	if len(im.Base) > 0 {
+		base := map[string][]byte{}
+		for p, body := range im.Base {
+			base[strings.TrimPrefix(p, "/")] = []byte(body)
+		}
+		baseTar, err := tarOf(base, "", nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		bl, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(baseTar)), nil
+		}, tarball.WithMediaType(mt))
+		if err != nil {
+			return nil, err
+		}
+		layers = []v1.Layer{bl, layer}
+	}
+	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
 		return nil, err
 	}

@@ -192,7 +192,14 @@ func show(dir string) (*cluster.Cluster, error) {
 	if n == nil && c.NodeErr != nil {
 		fmt.Println("==> pods are admitted but not started:", c.NodeErr)
 	}
-	w, err := c.StartWebhook(ctx, filepath.Join(root, "bin", "pod-hardener"), mustRead(filepath.Join(root, "config.yaml")), 0)
+	config := mustRead(filepath.Join(root, "config.yaml"))
+	if n != nil {
+		// Image-aware hardening: the webhook reads each image's config
+		// from the node's registry (config.yaml has no server: section).
+		config += "\nserver:\n  imageLookup: true\n  imageLookupInsecureRegistries: [\"" + n.Registry.Addr + "\"]\n"
+		fmt.Println("==> pod-hardener looks images up in the node's registry (server.imageLookup: true): it hardens for what each image's config says")
+	}
+	w, err := c.StartWebhook(ctx, filepath.Join(root, "bin", "pod-hardener"), config, 0)
 	if err != nil {
 		return c, err
 	}
@@ -236,7 +243,10 @@ func show(dir string) (*cluster.Cluster, error) {
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{web}, TerminationGracePeriodSeconds: &grace},
 	}
 	if n != nil {
-		fmt.Println("\n==> the pod a user submits (BEFORE); its image behaves like nginx: no USER (root), listens on :80, writes /var/cache/app and /var/run:")
+		// What nginx writes is in neither its image config nor its pod:
+		// the one thing its user has to say.
+		pod.Annotations = map[string]string{"pod-hardener.io/writable-paths": "/var/cache/app,/var/run"}
+		fmt.Println("\n==> the pod a user submits (BEFORE); its image behaves like nginx: no USER (root), listens on :80, writes /var/cache/app and /var/run, which its annotation names:")
 	} else {
 		fmt.Println("\n==> the pod a user submits (BEFORE):")
 	}
@@ -341,7 +351,8 @@ func pushArchetypes(ctx context.Context, root, dir string, reg *cluster.Registry
 
 // runOnNode shows what the kubelet makes of the nginx-like pod and of a
 // distroless-like one (numeric non-root USER), each without pod-hardener
-// (no Pod Security, no webhook) and hardened.
+// (no Pod Security, no webhook) and hardened, and of the nginx-like pod
+// hardened without the annotation naming the paths it writes.
 func runOnNode(ctx context.Context, admin kubernetes.Interface, n *cluster.Node, web *corev1.Pod, arch map[string]cluster.Archetype, images map[string]string) error {
 	app := web.DeepCopy()
 	app.Name = "app"
@@ -349,17 +360,22 @@ func runOnNode(ctx context.Context, admin kubernetes.Interface, n *cluster.Node,
 	c.Name = "app"
 	app.Spec.Containers = []corev1.Container{c}
 	plainWeb := web.DeepCopy()
+	bare := web.DeepCopy()
+	bare.Name, bare.Annotations = "web-bare", nil
 	for _, p := range []*corev1.Pod{plainWeb, app.DeepCopy()} {
 		if _, err := admin.CoreV1().Pods("demo-plain").Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("creating %s in demo-plain: %w", p.Name, err)
 		}
 	}
-	if _, err := admin.CoreV1().Pods("demo").Create(ctx, app.DeepCopy(), metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("creating app in demo: %w", err)
+	for _, p := range []*corev1.Pod{app.DeepCopy(), bare} {
+		if _, err := admin.CoreV1().Pods("demo").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating %s in demo: %w", p.Name, err)
+		}
 	}
 	rows := []struct{ ns, name, what string }{
 		{"demo-plain", "web", "nginx-like (root), no Pod Security, no pod-hardener"},
 		{"demo", "web", "nginx-like (root), restricted, hardened by pod-hardener"},
+		{"demo", "web-bare", "the same without its writable-paths annotation, hardened"},
 		{"demo-plain", "app", "distroless-like (USER 65532), no Pod Security, no pod-hardener"},
 		{"demo", "app", "distroless-like (USER 65532), restricted, hardened by pod-hardener"},
 	}

@@ -279,7 +279,7 @@ func (h *hctx) decideUser(t *target, f *ImageFacts) (runsNonRoot, assigned bool)
 				h.willNotStart(t), t.c.Image, f.User, why)
 			return false, false
 		}
-		ids := h.setIDs(t, *f.UID, f.GID)
+		ids := h.setIDs(t, *f.UID, f.GID, "from the image")
 		h.imageDecision("user="+ids, t, "%s: image %q runs as the named user %q: %s %s, so the kubelet can check it is not root",
 			t.where(), t.c.Image, f.User, idsText(ids), h.done("set"))
 		return true, false
@@ -300,24 +300,29 @@ func (h *hctx) decideUser(t *target, f *ImageFacts) (runsNonRoot, assigned bool)
 		return false, false
 	}
 	uid, gid, _ := rootImageIDs(h.prof)
-	ids := h.setIDs(t, uid, &gid)
-	h.imageDecision("root-assign="+ids, t, "%s: image %q runs as root, which runAsNonRoot refuses: %s %s (profile %q, rootImages: assign)",
-		t.where(), t.c.Image, idsText(ids), h.done("set"), h.prof.Name)
+	ids := h.setIDs(t, uid, &gid, "for a root image")
+	// Nothing in an image's config says where the program writes or
+	// whether it changes the owner of its files, and a program that ran as
+	// root may do either: say what to do if it fails.
+	h.imageDecision("root-assign="+ids, t, "%s: image %q runs as root, which runAsNonRoot refuses: %s %s (profile %q, rootImages: assign); "+
+		"if it then fails writing outside /tmp and its VOLUMEs, name those paths in %s; if it must own or chmod its files, it needs an image with a non-root USER",
+		t.where(), t.c.Image, idsText(ids), h.done("set"), h.prof.Name, AnnotationWritablePaths)
 	return true, true
 }
 
 // setIDs sets the container's runAsUser, and its runAsGroup unless gid is
-// unknown or the container or the pod sets one. It returns them as
-// uid[:gid], the form of the audit entry.
-func (h *hctx) setIDs(t *target, uid int64, gid *int64) string {
+// unknown or the container or the pod sets one; why says where the ids
+// come from, in the change summary. It returns them as uid[:gid], the
+// form of the audit entry.
+func (h *hctx) setIDs(t *target, uid int64, gid *int64, why string) string {
 	sc := t.securityContext()
-	set(h, t.sc(), "runAsUser", &sc.RunAsUser, uid, change{control: profiles.RunAsNonRoot, t: t, field: "runAsUser from the image"})
+	set(h, t.sc(), "runAsUser", &sc.RunAsUser, uid, change{control: profiles.RunAsNonRoot, t: t, field: "runAsUser " + why})
 	ids := strconv.FormatInt(uid, 10)
 	psc := h.pod.Spec.SecurityContext
 	if gid == nil || sc.RunAsGroup != nil || psc != nil && psc.RunAsGroup != nil {
 		return ids
 	}
-	set(h, t.sc(), "runAsGroup", &sc.RunAsGroup, *gid, change{control: profiles.RunAsNonRoot, t: t, field: "runAsGroup from the image"})
+	set(h, t.sc(), "runAsGroup", &sc.RunAsGroup, *gid, change{control: profiles.RunAsNonRoot, t: t, field: "runAsGroup " + why})
 	return ids + ":" + strconv.FormatInt(*gid, 10)
 }
 

@@ -169,7 +169,7 @@ func TestImageDecisions(t *testing.T) {
 			ann:  map[string]any{AnnotationImageDecisions: "fsGroup=65532@pod,root-assign=65532:65532@app"},
 			warnings: []string{
 				`pod: fsGroup=65532 set, so the volumes stay writable for the user given to root images`,
-				`hardened (profile restricted): set runAsUser from the image on containers[app]`,
+				`hardened (profile restricted): set runAsUser for a root image on containers[app]`,
 			},
 		},
 		{

@@ -17,11 +17,12 @@ of the same list.
 
 Read from a pod (users write them):
   - pod-hardener.io/profile (profiles.AnnotationProfile): the profile to
-    use (requestedProfile). Counts, like every exemption, only where the
-    admin allowed exemptions (profiles.AuthorizeExemptions); otherwise it
-    is an exemption request refused like the others.
+    use (requestedProfile). Like every exemption annotation it counts
+    only where the admin allowed exemptions (profiles.AuthorizeExemptions);
+    elsewhere it is refused with them (Result.Refused, onUnauthorized).
   - pod-hardener.io/exempt: "true" exempts the whole pod: not hardened,
-    only annotated exempted=* (parseExemptions, exemptRequested).
+    annotated exempted=*, and no image lookup (parseExemptions,
+    exemptRequested).
   - pod-hardener.io/exempt-controls: comma list of controls not applied
     to the pod, at both levels.
   - exempt.pod-hardener.io/<container>: comma list of container-level
@@ -35,8 +36,9 @@ Read from a pod (users write them):
     deprecated AppArmor annotation, judged and enforced by the
     appArmorProfile control (runtime/default).
   - kubernetes.io/config.mirror (AnnotationMirror): a mirror pod, made by
-    a kubelet from a static manifest; the webhook skips it and the audit
-    reports it as exempt.
+    a kubelet from a static manifest. The webhook skips it only when a
+    node creates it (anyone may write the annotation); the audit reports
+    such a pod, bound to a node, as exempt.
 
 Read from a namespace's labels (admins write them; declared in profiles,
 which chooses the profile and authorizes exemptions from them):
@@ -47,11 +49,12 @@ which chooses the profile and authorizes exemptions from them):
   - pod-hardener.io/mode (profiles.LabelMode): harden or report,
     overriding the selected profile's mode.
 
-Written on the pod by the engine, for audit (the engine removes a
-user-written copy it did not earn):
-  - pod-hardener.io/hardened: the profile that hardened the pod.
+Written on the pod by the engine, for audit:
+  - pod-hardener.io/hardened: the profile that hardened the pod; removed
+    from a wholly exempt pod that carries it.
   - pod-hardener.io/exempted: the honoured exemptions as
-    control@container (control@pod), or * for a wholly exempt pod.
+    control@container (control@pod), or * for a wholly exempt pod;
+    removed from a hardened pod that carries it with none honoured.
   - pod-hardener.io/image-decisions: image-aware decisions as
     what@container (what@pod).
   - container.apparmor.security.beta.kubernetes.io/<container>:

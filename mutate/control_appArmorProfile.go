@@ -31,8 +31,6 @@ func init() {
 	})
 }
 
-const appArmorAnnotationPrefix = "container.apparmor.security.beta.kubernetes.io/"
-
 func appArmorProfile(h *hctx) {
 	ephemeral := h.in.EphemeralOnly != nil
 	if sc := h.pod.Spec.SecurityContext; !ephemeral && sc != nil && sc.AppArmorProfile != nil && !appArmorTypeAllowed(sc.AppArmorProfile.Type) {

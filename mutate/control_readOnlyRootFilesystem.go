@@ -241,49 +241,6 @@ func (h *hctx) collectWritablePaths() bool {
 	return true
 }
 
-func (h *hctx) hasContainerPathAnnotations() bool {
-	for k := range h.pod.Metadata.annotationsOrNil() {
-		if strings.HasPrefix(k, AnnotationWritablePathPrefix) {
-			return true
-		}
-	}
-	return false
-}
-
-// parsePaths reads one writable-paths annotation into the pod's paths and
-// calls use with each valid path's index. An entry is checked and reported
-// once however often the annotations repeat it. Bad paths become problems
-// and are skipped; the good ones still apply. It stops past
-// MaxWritablePaths distinct entries: the pod is rejected then.
-func (h *hctx) parsePaths(key string, use func(i int)) {
-	v := h.pod.annotation(key)
-	w := &h.paths
-	if v != "" && w.named == nil {
-		w.named = map[string]int{}
-	}
-	for v != "" && len(w.named) <= MaxWritablePaths {
-		var part string
-		part, v, _ = strings.Cut(v, ",")
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		i, ok := w.named[part]
-		if !ok {
-			i = -1
-			if err := profiles.ValidateWritablePath(part); err != nil {
-				h.problems = append(h.problems, fmt.Sprintf("annotation %s: %v; ignored", key, err))
-			} else {
-				i = w.add(part)
-			}
-			w.named[part] = i
-		}
-		if i >= 0 && use != nil {
-			use(i)
-		}
-	}
-}
-
 // ensureVolume makes sure the path's emptyDir volume is in the pod, adding
 // it when needed, once per pod; it reports whether the volume is there.
 // The volume's name derives from the path (volumeName). A volume of that

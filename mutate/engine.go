@@ -7,7 +7,6 @@ package mutate
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/pod-hardener/pod-hardener/profiles"
@@ -293,13 +292,6 @@ func (h *hctx) interrupted(ctx context.Context, done <-chan struct{}) (*Result, 
 	return nil, nil
 }
 
-// MaxWritablePaths caps the distinct writable paths a pod's annotations
-// name, counted across pod-hardener.io/writable-paths and every
-// writable-paths.pod-hardener.io/<container>. Each path is an emptyDir
-// volume and a mount in every container it applies to; real pods name a
-// handful (/tmp, a cache, a run directory).
-const MaxWritablePaths = 64
-
 // reject denies the pod for a reason of its own shape, before or instead
 // of hardening it: nothing is changed.
 func (h *hctx) reject(format string, args ...any) *Result {
@@ -311,88 +303,6 @@ func (h *hctx) reject(format string, args ...any) *Result {
 	r.Conflicts = nil
 	r.Warnings = append(r.Warnings, h.problems...)
 	return r
-}
-
-// removeAnnotation removes one of the engine's own audit annotations that
-// the pod carries although the engine did not write it, saying why.
-func (h *hctx) removeAnnotation(key, why string) {
-	if _, ok := h.pod.Metadata.annotationsOrNil()[key]; !ok {
-		return
-	}
-	h.b.remove(h.meta.at() + "/annotations/" + escape(key))
-	delete(h.pod.Metadata.Annotations, key)
-	if h.in.Report {
-		h.warn("report mode: annotation %s would be removed: %s", key, why)
-		return
-	}
-	h.warn("annotation %s removed: %s", key, why)
-}
-
-// checkContainerAnnotations reports per-container writable-path annotations
-// that name no container, so a typo is seen rather than silently ignored.
-func (h *hctx) checkContainerAnnotations() {
-	if h.pod.Metadata == nil {
-		return
-	}
-	names := map[string]bool{}
-	for _, c := range h.pod.Spec.allContainers() {
-		names[c.Name] = true
-	}
-	var bad []string
-	for k := range h.pod.Metadata.Annotations {
-		if c, ok := strings.CutPrefix(k, AnnotationWritablePathPrefix); ok && !names[c] {
-			bad = append(bad, k)
-		}
-	}
-	sort.Strings(bad)
-	for _, k := range bad {
-		h.problems = append(h.problems, fmt.Sprintf("annotation %s names no container of this pod", k))
-	}
-}
-
-// recordExemptions lists the honoured exemptions for the audit annotation.
-func (h *hctx) recordExemptions() {
-	for _, c := range ordered() {
-		if !h.prof.Enabled(c.name) {
-			continue
-		}
-		if c.level == levelPod {
-			if h.ex.exempt(c.name, nil) {
-				h.res.Exempted = append(h.res.Exempted, c.name+"@pod")
-			}
-			continue
-		}
-		for _, t := range h.targets {
-			if h.ex.exempt(c.name, t) {
-				h.res.Exempted = append(h.res.Exempted, c.name+"@"+t.name())
-			}
-		}
-	}
-}
-
-// annotate sets a pod annotation unless it already has that value, so a
-// second pass adds nothing. The view follows where the pod has
-// annotations; a pod without any gets only the audit annotations, written
-// after the controls ran, which nothing reads back.
-func (h *hctx) annotate(key, value string) {
-	var cur map[string]string
-	if h.pod.Metadata != nil {
-		cur = h.pod.Metadata.Annotations
-	}
-	if h.ann == nil {
-		h.ann = h.meta.child("annotations", cur != nil)
-	}
-	if v, ok := cur[key]; ok {
-		if v != value {
-			h.ann.replace(key, value)
-			cur[key] = value
-		}
-		return
-	}
-	h.ann.set(key, value)
-	if cur != nil {
-		cur[key] = value
-	}
 }
 
 func (h *hctx) warn(format string, args ...any) {

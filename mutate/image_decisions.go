@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -36,12 +35,6 @@ VOLUMEs become writable paths of that container, mounted by that control
 (collectImagePaths), unless a mount of the pod's is at the path or above it.
 Facts that could not be read (Err) only give a warning.
 */
-
-// AnnotationImageDecisions is written by the engine, for audit: the
-// image-aware decisions as what@container (what@pod for the pod's),
-// sorted, comma-separated. A pass keeps the entries an earlier one wrote,
-// so a reinvocation, which finds them done, changes nothing.
-const AnnotationImageDecisions = "pod-hardener.io/image-decisions"
 
 // SysctlUnprivilegedPortStart is the network-namespace sysctl that lets
 // non-root processes bind ports from its value up.
@@ -390,22 +383,4 @@ func (h *hctx) unprivilegedPorts(low int32, who []string) {
 		map[string]any{"name": SysctlUnprivilegedPortStart, "value": v}, change{control: profiles.RunAsNonRoot, field: "sysctl " + SysctlUnprivilegedPortStart})
 	h.imageDecision("unprivileged-port-start="+v, nil, "pod: sysctl %s=%s %s, so %s, running as non-root, can bind port %d",
 		SysctlUnprivilegedPortStart, v, h.done("set"), names, low)
-}
-
-// annotateImageDecisions writes the audit annotation: the entries an
-// earlier pass wrote, and this pass's.
-func (h *hctx) annotateImageDecisions() {
-	if len(h.res.ImageDecisions) == 0 || h.in.EphemeralOnly != nil {
-		return
-	}
-	cur := h.pod.annotation(AnnotationImageDecisions)
-	entries := make([]string, 0, len(h.res.ImageDecisions)+strings.Count(cur, ",")+1)
-	for _, e := range strings.Split(cur, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			entries = append(entries, e)
-		}
-	}
-	entries = append(entries, h.res.ImageDecisions...)
-	sort.Strings(entries)
-	h.annotate(AnnotationImageDecisions, strings.Join(slices.Compact(entries), ","))
 }

@@ -2,7 +2,6 @@ package mutate
 
 import (
 	"slices"
-	"strings"
 
 	kjson "sigs.k8s.io/json"
 )
@@ -89,10 +88,4 @@ func (p *Pod) PullCredentials() (serviceAccount string, secrets []string) {
 		}
 	}
 	return serviceAccount, secrets
-}
-
-// exemptRequested reports whether the pod asks to be exempt as a whole
-// (honoured only where exemptions are authorized).
-func (p *Pod) exemptRequested() bool {
-	return strings.EqualFold(strings.TrimSpace(p.annotation(AnnotationExempt)), "true")
 }

@@ -45,7 +45,7 @@ func Review(ctx context.Context, cfg *profiles.Config, raw []byte, f profiles.Fa
 	if o.Images == nil && o.LookupImages != nil && !(auth.Allowed && pod.exemptRequested()) {
 		o.Images = o.LookupImages(ctx, pod)
 	}
-	sel := cfg.Select(f, pod.annotation(profiles.AnnotationProfile), auth)
+	sel := cfg.Select(f, pod.requestedProfile(), auth)
 	res, err := hardenPod(ctx, &pod.podView, Input{
 		Profile:        sel.Profile,
 		Auth:           auth,

@@ -460,7 +460,7 @@ func TestMirrorPodAndDeny(t *testing.T) {
 	}
 	f := profiles.Facts{Namespace: "kube-system", NamespaceKnown: true}
 	mirror := plain("kube-system", "etcd-node1", ctrl("v1", "Node", "node1"))
-	mirror.Annotations = map[string]string{mirrorAnnotation: "abc"}
+	mirror.Annotations = map[string]string{mutate.AnnotationMirror: "abc"}
 	mirror.Spec.NodeName = "node1"
 	r, err := newEvaluator(cfg).evaluate(f, mirror)
 	if err != nil {
@@ -536,7 +536,7 @@ func TestReplicasReviewedOnce(t *testing.T) {
 	}
 	// A mirror pod of the same spec is exempt, and the shared result stays.
 	m := replica(3, "bbbbb")
-	m.Annotations = map[string]string{mirrorAnnotation: "x"}
+	m.Annotations = map[string]string{mutate.AnnotationMirror: "x"}
 	rm, err := shared.evaluate(f, m)
 	if err != nil {
 		t.Fatal(err)

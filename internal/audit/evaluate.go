@@ -51,7 +51,6 @@ const (
 )
 
 const (
-	mirrorAnnotation = "kubernetes.io/config.mirror"
 	// requesterAllowed is who allowed an exemption that only a requester
 	// listed in exemptions.subjects could have allowed.
 	requesterAllowed = "requester at admission (exemptions.subjects; the requester of a stored pod is not kept, so this is not verifiable)"
@@ -114,7 +113,7 @@ func (e *evaluator) evaluate(f profiles.Facts, p *corev1.Pod) (*podResult, error
 		e.cache[key] = r
 	}
 	// The webhook skips mirror pods a node creates; it cannot change them.
-	if _, ok := p.Annotations[mirrorAnnotation]; ok && p.Spec.NodeName != "" {
+	if _, ok := p.Annotations[mutate.AnnotationMirror]; ok && p.Spec.NodeName != "" {
 		m := *r
 		m.status, m.exempted, m.allowedBy, m.pssAfter = Exempt, "*", mirrorAllowed, r.pssNow
 		return &m, nil

@@ -18,6 +18,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/pod-hardener/pod-hardener/mutate"
 	"github.com/pod-hardener/pod-hardener/profiles"
 )
 
@@ -223,7 +224,7 @@ func (l *Live) slimPod(obj any) (any, error) {
 		}
 		l.specsMu.Unlock()
 	}
-	if _, ok := ann[mirrorAnnotation]; ok {
+	if _, ok := ann[mutate.AnnotationMirror]; ok {
 		spec.NodeName = p.Spec.NodeName
 	}
 	return &corev1.Pod{

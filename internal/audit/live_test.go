@@ -304,7 +304,7 @@ func TestLiveCacheSharesReplicaSpecs(t *testing.T) {
 			got.status, len(got.changes), got.pssNow, full.status, len(full.changes), full.pssNow)
 	}
 	m := replica(3, "mmmmm")
-	m.Annotations = map[string]string{mirrorAnnotation: "x"}
+	m.Annotations = map[string]string{mutate.AnnotationMirror: "x"}
 	if r, err := newEvaluator(cfg).evaluate(f, slim(m)); err != nil || r.status != Exempt {
 		t.Errorf("a cached mirror pod: %v, %v; want exempt", r, err)
 	}

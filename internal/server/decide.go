@@ -231,8 +231,6 @@ func (r *Request) hardensWholePod() bool {
 	return r.Group == "" && r.Resource == "pods" && r.Operation == "CREATE" && r.SubResource == ""
 }
 
-const mirrorAnnotation = "kubernetes.io/config.mirror"
-
 func hasMirrorAnnotation(raw []byte) bool {
 	var p struct {
 		Metadata struct {
@@ -242,7 +240,7 @@ func hasMirrorAnnotation(raw []byte) bool {
 	if mutate.DecodeStrict(raw, &p) != nil {
 		return false
 	}
-	_, ok := p.Metadata.Annotations[mirrorAnnotation]
+	_, ok := p.Metadata.Annotations[mutate.AnnotationMirror]
 	return ok
 }
 

@@ -87,7 +87,12 @@ func Archetypes(binary string) []Archetype {
 // Container is the archetype's container for an image reference: its
 // port, and a readiness probe on /healthz where it serves HTTP.
 func (a Archetype) Container(image string) corev1.Container {
-	c := corev1.Container{Name: a.Name, Image: image, ImagePullPolicy: corev1.PullIfNotPresent}
+	// FallbackToLogsOnError: the kubelet keeps the last log lines of a
+	// crash in the pod's status, so the outcome does not depend on the
+	// previous container's logs still being there when it is read (a crash
+	// loop replaces them).
+	c := corev1.Container{Name: a.Name, Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError}
 	if a.Port != 0 {
 		c.Ports = []corev1.ContainerPort{{ContainerPort: a.Port}}
 		c.ReadinessProbe = &corev1.Probe{
@@ -121,9 +126,18 @@ func PodOutcome(ctx context.Context, cs kubernetes.Interface, p *corev1.Pod) (re
 		return w.Reason + ": " + msg, true
 	}
 	if term := cs0.LastTerminationState.Terminated; term != nil {
+		if line := lastLine(term.Message); line != "" {
+			return fmt.Sprintf("exit %d: %s", term.ExitCode, line), true
+		}
 		return fmt.Sprintf("exit %d: %s", term.ExitCode, lastLogLine(ctx, cs, p)), true
 	}
 	return fmt.Sprintf("%+v", cs0.State), false
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // lastLogLine reads the crashed container's last line through the API

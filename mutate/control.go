@@ -23,6 +23,13 @@ type control struct {
 	// linuxOnly controls set fields the API server forbids on Windows pods
 	// (spec.os.name: windows); PSS exempts those pods from them too.
 	linuxOnly bool
+	// perContainer marks a pod-level control whose pod-level default also
+	// covers each container and which otherwise edits each container: it
+	// honours exempt.pod-hardener.io/<container> too, leaving that
+	// container's own fields as written and setting its default on the
+	// other containers instead of the pod, so an exemption for one never
+	// weakens another.
+	perContainer bool
 	// pod runs once per pod (pod-level controls, and pod-level work of
 	// container controls such as adding volumes); may be nil.
 	pod func(h *hctx)
@@ -42,12 +49,11 @@ func register(c *control) {
 	registry[c.name] = c
 }
 
-// controlLevel returns whether a control acts on the pod or on containers.
-func controlLevel(name string) level {
-	if c, ok := registry[name]; ok {
-		return c.level
-	}
-	return levelContainer
+// containerExemptable reports whether exempt.pod-hardener.io/<container>
+// may name the control.
+func containerExemptable(name string) bool {
+	c, ok := registry[name]
+	return !ok || c.level == levelContainer || c.perContainer
 }
 
 // ordered returns the registered controls in profiles.ControlNames order,

@@ -331,7 +331,7 @@ func (h *hctx) recordExemptions() {
 		if !h.prof.Enabled(c.name) {
 			continue
 		}
-		if c.level == levelPod {
+		if c.level() == levelPod {
 			if h.ex.exempt(c.name, nil) {
 				h.res.Exempted = append(h.res.Exempted, c.name+"@pod")
 				continue

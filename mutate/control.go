@@ -18,8 +18,7 @@ const (
 // together; a conflict it records (hctx.conflict) is the handle it decides
 // on.
 type control struct {
-	name  string
-	level level
+	name string
 	// linuxOnly controls set fields the API server forbids on Windows pods
 	// (spec.os.name: windows); PSS exempts those pods from them too.
 	linuxOnly bool
@@ -49,11 +48,21 @@ func register(c *control) {
 	registry[c.name] = c
 }
 
+// level is derived from the functions a control has: one that runs per
+// container is a container-level control (it may also do pod-level work
+// such as adding volumes), one that runs only per pod is pod-level.
+func (c *control) level() level {
+	if c.container != nil {
+		return levelContainer
+	}
+	return levelPod
+}
+
 // containerExemptable reports whether exempt.pod-hardener.io/<container>
 // may name the control.
 func containerExemptable(name string) bool {
 	c, ok := registry[name]
-	return !ok || c.level == levelContainer || c.perContainer
+	return !ok || c.level() == levelContainer || c.perContainer
 }
 
 // ordered returns the registered controls in profiles.ControlNames order,

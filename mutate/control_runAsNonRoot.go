@@ -33,7 +33,6 @@ node account by design and are left alone.
 func init() {
 	register(&control{
 		name:         profiles.RunAsNonRoot,
-		level:        levelPod,
 		perContainer: true,
 		pod:          runAsNonRoot,
 	})

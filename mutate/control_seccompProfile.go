@@ -25,7 +25,6 @@ container; enforce gives it RuntimeDefault at container level.
 func init() {
 	register(&control{
 		name:         profiles.SeccompProfile,
-		level:        levelPod,
 		perContainer: true,
 		linuxOnly:    true,
 		pod:          seccompProfile,

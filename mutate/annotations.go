@@ -26,7 +26,10 @@ Read from a pod (users write them):
   - pod-hardener.io/exempt-controls: comma list of controls not applied
     to the pod, at both levels.
   - exempt.pod-hardener.io/<container>: comma list of container-level
-    controls not applied to that container.
+    controls not applied to that container, and of runAsNonRoot and
+    seccompProfile: that container's own fields are left as written and
+    the other containers get the default at container level, since the
+    pod-level one would cover the exempt container.
   - pod-hardener.io/writable-paths: comma list of paths that get a
     writable emptyDir in every container under readOnlyRootFilesystem.
     Writable paths always count, since they only make hardening workable.
@@ -149,7 +152,7 @@ func parseExemptions(p *podView) *exemptions {
 				continue
 			}
 			for _, c := range e.controls(k, v) {
-				if controlLevel(c) == levelPod {
+				if !containerExemptable(c) {
 					e.problems = append(e.problems, fmt.Sprintf("annotation %s: %s is a pod-level control; exempt it with %s", k, c, AnnotationExemptControls))
 					continue
 				}
@@ -198,7 +201,7 @@ func (e *exemptions) clear() {
 
 // exemptionHint names the annotation that would exempt control for t.
 func exemptionHint(control string, t *target) string {
-	if t == nil || controlLevel(control) == levelPod {
+	if t == nil || !containerExemptable(control) {
 		return fmt.Sprintf("%s: %q", AnnotationExemptControls, control)
 	}
 	return fmt.Sprintf("%s%s: %q", AnnotationExemptContainerPrefix, t.name(), control)
@@ -328,11 +331,14 @@ func (h *hctx) recordExemptions() {
 		if !h.prof.Enabled(c.name) {
 			continue
 		}
-		if c.level == levelPod {
+		if c.level() == levelPod {
 			if h.ex.exempt(c.name, nil) {
 				h.res.Exempted = append(h.res.Exempted, c.name+"@pod")
+				continue
 			}
-			continue
+			if !c.perContainer {
+				continue
+			}
 		}
 		for _, t := range h.targets {
 			if h.ex.exempt(c.name, t) {

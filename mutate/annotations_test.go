@@ -194,11 +194,10 @@ func TestExemptions(t *testing.T) {
 		},
 		{
 			name:     "pod-level control in a per-container annotation: reported, not exempt",
-			pod:      `{"metadata":{"annotations":{"exempt.pod-hardener.io/app":"runAsNonRoot"}},"spec":{"containers":[{"name":"app"}]}}`,
+			pod:      `{"metadata":{"annotations":{"exempt.pod-hardener.io/app":"automountServiceAccountToken"}},"spec":{"containers":[{"name":"app"}]}}`,
 			in:       restrictedAuth(warnA, authorized),
-			want:     map[string]any{"spec.securityContext.runAsNonRoot": true},
 			ann:      map[string]any{AnnotationExempted: absent},
-			warnings: []string{`annotation exempt.pod-hardener.io/app: runAsNonRoot is a pod-level control; exempt it with pod-hardener.io/exempt-controls`},
+			warnings: []string{`annotation exempt.pod-hardener.io/app: automountServiceAccountToken is a pod-level control; exempt it with pod-hardener.io/exempt-controls`},
 		},
 		{
 			name:     "unknown control name: reported, known names still honoured",

@@ -18,11 +18,17 @@ const (
 // together; a conflict it records (hctx.conflict) is the handle it decides
 // on.
 type control struct {
-	name  string
-	level level
+	name string
 	// linuxOnly controls set fields the API server forbids on Windows pods
 	// (spec.os.name: windows); PSS exempts those pods from them too.
 	linuxOnly bool
+	// perContainer marks a pod-level control whose pod-level default also
+	// covers each container and which otherwise edits each container: it
+	// honours exempt.pod-hardener.io/<container> too, leaving that
+	// container's own fields as written and setting its default on the
+	// other containers instead of the pod, so an exemption for one never
+	// weakens another.
+	perContainer bool
 	// pod runs once per pod (pod-level controls, and pod-level work of
 	// container controls such as adding volumes); may be nil.
 	pod func(h *hctx)
@@ -42,12 +48,21 @@ func register(c *control) {
 	registry[c.name] = c
 }
 
-// controlLevel returns whether a control acts on the pod or on containers.
-func controlLevel(name string) level {
-	if c, ok := registry[name]; ok {
-		return c.level
+// level is derived from the functions a control has: one that runs per
+// container is a container-level control (it may also do pod-level work
+// such as adding volumes), one that runs only per pod is pod-level.
+func (c *control) level() level {
+	if c.container != nil {
+		return levelContainer
 	}
-	return levelContainer
+	return levelPod
+}
+
+// containerExemptable reports whether exempt.pod-hardener.io/<container>
+// may name the control.
+func containerExemptable(name string) bool {
+	c, ok := registry[name]
+	return !ok || c.level() == levelContainer || c.perContainer
 }
 
 // ordered returns the registered controls in profiles.ControlNames order,

@@ -17,7 +17,6 @@ Conflict: true. Enforce replaces it with false (same exception).
 func init() {
 	register(&control{
 		name:      profiles.AllowPrivilegeEscalation,
-		level:     levelContainer,
 		linuxOnly: true,
 		container: allowPrivilegeEscalation,
 	})

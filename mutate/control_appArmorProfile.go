@@ -25,7 +25,6 @@ both keeps them agreeing.
 func init() {
 	register(&control{
 		name:      profiles.AppArmorProfile,
-		level:     levelPod,
 		linuxOnly: true,
 		pod:       appArmorProfile,
 	})

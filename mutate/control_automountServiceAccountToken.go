@@ -14,9 +14,8 @@ Conflict: true.  Enforce replaces it with false.
 
 func init() {
 	register(&control{
-		name:  profiles.AutomountServiceAccountToken,
-		level: levelPod,
-		pod:   automountServiceAccountToken,
+		name: profiles.AutomountServiceAccountToken,
+		pod:  automountServiceAccountToken,
 	})
 }
 

@@ -16,7 +16,6 @@ Conflict: an add outside allowedCapabilities. Enforce removes that entry.
 func init() {
 	register(&control{
 		name:      profiles.Capabilities,
-		level:     levelContainer,
 		linuxOnly: true,
 		container: capabilities,
 	})

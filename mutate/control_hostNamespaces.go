@@ -15,9 +15,8 @@ Windows HostProcess pod, which the API server requires to be true.
 
 func init() {
 	register(&control{
-		name:  profiles.HostNamespaces,
-		level: levelPod,
-		pod:   hostNamespaces,
+		name: profiles.HostNamespaces,
+		pod:  hostNamespaces,
 	})
 }
 

@@ -16,9 +16,8 @@ pod. Either way the warning names the volume and the exempting annotation.
 
 func init() {
 	register(&control{
-		name:  profiles.HostPathVolumes,
-		level: levelPod,
-		pod:   hostPathVolumes,
+		name: profiles.HostPathVolumes,
+		pod:  hostPathVolumes,
 	})
 }
 

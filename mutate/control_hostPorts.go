@@ -21,7 +21,6 @@ the API server then requires hostPort to equal containerPort.
 func init() {
 	register(&control{
 		name:      profiles.HostPorts,
-		level:     levelContainer,
 		container: hostPorts,
 	})
 }

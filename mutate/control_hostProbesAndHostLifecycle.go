@@ -22,7 +22,6 @@ reaches the pod's own address, the default.
 func init() {
 	register(&control{
 		name:      profiles.HostProbesAndHostLifecycle,
-		level:     levelContainer,
 		container: hostProbesAndHostLifecycle,
 	})
 }

@@ -14,7 +14,6 @@ Conflict: privileged: true. Enforce replaces it with false.
 func init() {
 	register(&control{
 		name:      profiles.Privileged,
-		level:     levelContainer,
 		linuxOnly: true,
 		container: privileged,
 	})

@@ -17,7 +17,6 @@ Default.
 func init() {
 	register(&control{
 		name:      profiles.ProcMount,
-		level:     levelContainer,
 		linuxOnly: true,
 		container: procMount,
 	})

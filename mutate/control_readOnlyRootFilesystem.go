@@ -36,7 +36,6 @@ volumes the pod already has, as pod volumes are immutable then.
 func init() {
 	register(&control{
 		name:      profiles.ReadOnlyRootFilesystem,
-		level:     levelContainer,
 		linuxOnly: true,
 		container: readOnlyRootFilesystem,
 	})

@@ -19,9 +19,8 @@ warns; deny refuses the pod.
 
 func init() {
 	register(&control{
-		name:  profiles.RestrictedVolumes,
-		level: levelPod,
-		pod:   restrictedVolumes,
+		name: profiles.RestrictedVolumes,
+		pod:  restrictedVolumes,
 	})
 }
 

@@ -20,6 +20,11 @@ Ephemeral containers added to a running pod get it at container level when
 the pod does not already say true.
 Conflict: runAsNonRoot: false, and runAsUser: 0 anywhere. Enforce replaces
 false with true and 0 with the profile's runAsUser (default 65532).
+A container exempted with exempt.pod-hardener.io/<container> keeps its own
+fields as written and gets no runAsNonRoot; the pod-level field is then
+left unset (it would cover that container) and every other container gets
+runAsNonRoot: true. The pod's own fields are exempted only with
+pod-hardener.io/exempt-controls.
 Pods with hostUsers: false (user namespaces) are exempt, as in PSS: root in
 the container is not root on the node. Windows HostProcess pods run as a
 node account by design and are left alone.
@@ -27,9 +32,9 @@ node account by design and are left alone.
 
 func init() {
 	register(&control{
-		name:  profiles.RunAsNonRoot,
-		level: levelPod,
-		pod:   runAsNonRoot,
+		name:         profiles.RunAsNonRoot,
+		perContainer: true,
+		pod:          runAsNonRoot,
 	})
 }
 
@@ -66,8 +71,12 @@ func runAsNonRoot(h *hctx) {
 		}
 		return podSC.RunAsUser
 	}()
-	var rootTargets int
+	var rootTargets, exemptTargets int
 	for _, t := range h.targets {
+		if h.ex.exempt(profiles.RunAsNonRoot, t) {
+			exemptTargets++
+			continue
+		}
 		sc := t.c.SecurityContext
 		if sc == nil {
 			if podUID != nil && *podUID == 0 {
@@ -89,7 +98,7 @@ func runAsNonRoot(h *hctx) {
 	if podSays && !ephemeral {
 		return
 	}
-	if !ephemeral && rootTargets == 0 {
+	if !ephemeral && rootTargets == 0 && exemptTargets == 0 {
 		set(h, h.podSC, "runAsNonRoot", &h.podSecurityContext().RunAsNonRoot, true,
 			change{control: profiles.RunAsNonRoot, field: "securityContext.runAsNonRoot=true"})
 		return
@@ -98,8 +107,11 @@ func runAsNonRoot(h *hctx) {
 		return
 	}
 	// Container level: ephemeral containers, or the non-root containers of
-	// a pod that keeps a root container.
+	// a pod that keeps a root or an exempt container.
 	for _, t := range h.targets {
+		if h.ex.exempt(profiles.RunAsNonRoot, t) {
+			continue
+		}
 		sc := t.c.SecurityContext
 		if sc != nil && sc.RunAsNonRoot != nil {
 			continue

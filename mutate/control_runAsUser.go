@@ -16,7 +16,6 @@ Conflict: none of its own; runAsUser: 0 is the runAsNonRoot control's.
 func init() {
 	register(&control{
 		name:      profiles.RunAsUser,
-		level:     levelPod,
 		linuxOnly: true,
 		pod:       runAsUser,
 	})

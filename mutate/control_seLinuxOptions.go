@@ -18,7 +18,6 @@ field, so the runtime picks the label; level is left alone.
 func init() {
 	register(&control{
 		name:      profiles.SELinuxOptions,
-		level:     levelPod,
 		linuxOnly: true,
 		pod:       seLinuxOptions,
 	})

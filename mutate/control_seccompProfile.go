@@ -11,6 +11,11 @@ Fields: spec.securityContext.seccompProfile, and each container's.
 Sets: pod seccompProfile {type: RuntimeDefault} unless the pod or every
 container sets one. An ephemeral container added to a running pod gets it
 at container level when the pod has none.
+A container exempted with exempt.pod-hardener.io/<container> keeps its own
+profile as written; when the pod sets none, the pod-level default would
+cover it, so every other container without one gets RuntimeDefault at
+container level instead. The pod's own profile is exempted only with
+pod-hardener.io/exempt-controls.
 Conflict: type Unconfined. Enforce replaces the type with RuntimeDefault.
 An ephemeral container added to a running pod whose own profile is
 Unconfined, with none of its own, inherits Unconfined: a conflict for that
@@ -19,10 +24,10 @@ container; enforce gives it RuntimeDefault at container level.
 
 func init() {
 	register(&control{
-		name:      profiles.SeccompProfile,
-		level:     levelPod,
-		linuxOnly: true,
-		pod:       seccompProfile,
+		name:         profiles.SeccompProfile,
+		perContainer: true,
+		linuxOnly:    true,
+		pod:          seccompProfile,
 	})
 }
 
@@ -40,7 +45,12 @@ func seccompProfile(h *hctx) {
 		}
 	}
 	allSet := len(h.targets) > 0
+	exempt := false
 	for _, t := range h.targets {
+		if h.ex.exempt(profiles.SeccompProfile, t) {
+			exempt = true
+			continue
+		}
 		sc := t.c.SecurityContext
 		if sc == nil || sc.SeccompProfile == nil {
 			allSet = false
@@ -51,15 +61,20 @@ func seccompProfile(h *hctx) {
 			setValue(h, t.sc().child("seccompProfile", true), "type", &sc.SeccompProfile.Type, "RuntimeDefault", enforced)
 		}
 	}
-	if ephemeral {
+	if ephemeral || (exempt && !podSet) {
 		// A new container without a profile of its own inherits the pod's:
 		// an Unconfined one there is a conflict for the new container, which
 		// may still get its own RuntimeDefault (the pod's is immutable now).
+		// With an exempt container and no pod profile, the containers get
+		// theirs one by one, since the pod's would cover the exempt one.
 		inherited := podSet && podSC.SeccompProfile.Type == seccompUnconfined
 		if podSet && !inherited {
 			return
 		}
 		for _, t := range h.targets {
+			if h.ex.exempt(profiles.SeccompProfile, t) {
+				continue
+			}
 			if sc := t.c.SecurityContext; sc != nil && sc.SeccompProfile != nil {
 				continue
 			}

@@ -20,7 +20,6 @@ keeps the others.
 func init() {
 	register(&control{
 		name:      profiles.Sysctls,
-		level:     levelPod,
 		linuxOnly: true,
 		pod:       sysctls,
 	})

@@ -18,9 +18,8 @@ warns, as warn does; deny refuses the pod.
 
 func init() {
 	register(&control{
-		name:  profiles.WindowsHostProcess,
-		level: levelPod,
-		pod:   windowsHostProcess,
+		name: profiles.WindowsHostProcess,
+		pod:  windowsHostProcess,
 	})
 }
 

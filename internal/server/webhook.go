@@ -14,11 +14,10 @@ package server
 // it; its handler decodes each body twice (once to find the kind), reads
 // at most 6 MiB and answers a larger review with a 400, which
 // failurePolicy Ignore turns into an unhardened pod, and panics on a
-// review without a request. Measured on 2026-12-03 (docs/performance.md),
-// our webhook behind its handler made 1.04-1.34x the allocations it makes
-// behind ours (11x the bytes on the 1,000-env pod) and took 3.0x the time
-// on the 1,000-env pod and 1.7x on the hardened one (the same on the small
-// and 50-container pods), before any of the work it lacks.
+// review without a request. Measured, our webhook behind its handler
+// allocates more and is slower on large pods than behind ours, before any
+// of the work it lacks (docs/performance.md, "Measurements behind choices
+// in the code").
 //
 // Why not its measured wrapper around a kubewebhook Webhook: the wrapper
 // times Webhook.Review over a kubewebhook model, so the decoded request

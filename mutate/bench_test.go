@@ -140,7 +140,7 @@ func benchHardenWith(raw []byte, images func(raw []byte) ImageSet) func(b *testi
 		b.ReportAllocs()
 		b.SetBytes(int64(len(raw)))
 		for b.Loop() {
-			r, err := Harden(context.Background(), raw, in)
+			r, err := hardenRaw(context.Background(), raw, in)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -330,7 +330,7 @@ func benchCPU(t *testing.T, raw []byte, in Input, n int) int64 {
 		t.Fatal(err)
 	}
 	for range n {
-		r, err := Harden(context.Background(), raw, in)
+		r, err := hardenRaw(context.Background(), raw, in)
 		if err != nil {
 			t.Fatal(err)
 		}

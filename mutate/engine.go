@@ -147,9 +147,9 @@ type hctx struct {
 // the pod once that passes the cap, so no pod makes it build more.
 const MaxPatchBytes = 4 << 20
 
-// Harden runs the profile's controls over the raw pod. It stops with the
+// hardenRaw runs the profile's controls over the raw pod. It stops with the
 // context's error when ctx is done (the API server gave up on the request).
-func Harden(ctx context.Context, raw []byte, in Input) (*Result, error) {
+func hardenRaw(ctx context.Context, raw []byte, in Input) (*Result, error) {
 	pod, err := decodePod(raw)
 	if err != nil {
 		return nil, err

@@ -110,7 +110,7 @@ const plainPodForFuzz = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web
 
 func fuzzCheck(t *testing.T, data []byte, in Input) {
 	t.Helper()
-	res, err := Harden(context.Background(), data, in)
+	res, err := hardenRaw(context.Background(), data, in)
 	if err != nil {
 		if res != nil {
 			t.Fatalf("error %v, yet a result: %+v", err, res)
@@ -145,7 +145,7 @@ func fuzzCheck(t *testing.T, data []byte, in Input) {
 		fuzzFail(t, data, "the patch does not apply: %v\npatch %s", err, pb)
 		return
 	}
-	res2, err := Harden(context.Background(), out, in)
+	res2, err := hardenRaw(context.Background(), out, in)
 	if err != nil {
 		fuzzFail(t, data, "the engine cannot read its own output: %v\noutput %s", err, out)
 		return

@@ -35,7 +35,7 @@ func harden(t testing.TB, raw string, in Input) *Result {
 	if in.Profile == nil {
 		in.Profile = profile(t, "restricted")
 	}
-	r, err := Harden(context.Background(), []byte(raw), in)
+	r, err := hardenRaw(context.Background(), []byte(raw), in)
 	if err != nil {
 		t.Fatalf("Harden: %v", err)
 	}

@@ -502,12 +502,12 @@ func TestOddPortsListNotRefused(t *testing.T) {
 	in := Input{Profile: profile(t, "restricted")}
 	for _, ports := range []string{`[{"containerPort":80},5]`, `[{"containerPort":80,"name":7}]`, `{"containerPort":80}`} {
 		raw := `{"spec":{"containers":[{"name":"app","ports":` + ports + `}]}}`
-		if _, err := Harden(context.Background(), []byte(raw), in); err != nil {
+		if _, err := hardenRaw(context.Background(), []byte(raw), in); err != nil {
 			t.Errorf("ports %s: %v", ports, err)
 		}
 	}
 	raw := `{"spec":{"containers":[{"name":"app","ports":[{"containerPort":80,"hostPort":"x"}]}]}}`
-	if _, err := Harden(context.Background(), []byte(raw), in); err == nil {
+	if _, err := hardenRaw(context.Background(), []byte(raw), in); err == nil {
 		t.Errorf("a hostPort that is not a number was read")
 	}
 }

@@ -31,7 +31,7 @@ func widePod(n, paths int) string {
 func allocs(t *testing.T, raw string, in Input) float64 {
 	t.Helper()
 	return testing.AllocsPerRun(3, func() {
-		if _, err := Harden(context.Background(), []byte(raw), in); err != nil {
+		if _, err := hardenRaw(context.Background(), []byte(raw), in); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -172,7 +172,7 @@ func TestHardenHonoursContext(t *testing.T) {
 	raw := []byte(widePod(3, 2))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	r, err := Harden(ctx, raw, in)
+	r, err := hardenRaw(ctx, raw, in)
 	if !errors.Is(err, context.Canceled) || r != nil {
 		t.Fatalf("cancelled: got a result: %v, error %v; want no result and context.Canceled", r != nil, err)
 	}

@@ -553,7 +553,7 @@ func propCheck(t *testing.T, raw []byte, g *propGen, m propMode, counts *propCou
 	if m.images {
 		in.Images = g.images
 	}
-	r1, err := Harden(context.Background(), raw, in)
+	r1, err := hardenRaw(context.Background(), raw, in)
 	if err != nil {
 		t.Fatalf("Harden: %v", err)
 	}
@@ -563,7 +563,7 @@ func propCheck(t *testing.T, raw []byte, g *propGen, m propMode, counts *propCou
 
 	// (a) The patch applies, and the engine is deterministic: a second run
 	// gives the same patch, the same messages and the same output.
-	r2, err := Harden(context.Background(), raw, in)
+	r2, err := hardenRaw(context.Background(), raw, in)
 	if err != nil {
 		t.Fatalf("Harden (second run): %v", err)
 	}
@@ -624,7 +624,7 @@ func propCheck(t *testing.T, raw []byte, g *propGen, m propMode, counts *propCou
 	}
 
 	// (c) Reinvocation: a second pass over the output changes nothing.
-	r3, err := Harden(context.Background(), out, in)
+	r3, err := hardenRaw(context.Background(), out, in)
 	if err != nil {
 		t.Fatalf("Harden on its own output: %v\n%s", err, out)
 	}
@@ -717,7 +717,7 @@ func propCheckInjectedSidecar(t *testing.T, out []byte, in Input, windows bool) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Harden(context.Background(), injected, in)
+	r, err := hardenRaw(context.Background(), injected, in)
 	if err != nil {
 		t.Fatalf("Harden after sidecar injection: %v", err)
 	}
@@ -963,7 +963,7 @@ func propNoConflictPassesRestricted(t *testing.T, raw string) string {
 // propPatchApplies: PRODUCT.md, the webhook returns an RFC 6902 patch of
 // the pod it was given.
 func propPatchApplies(t *testing.T, raw string) string {
-	r, err := Harden(context.Background(), []byte(raw), Input{Profile: profile(t, "restricted")})
+	r, err := hardenRaw(context.Background(), []byte(raw), Input{Profile: profile(t, "restricted")})
 	if err != nil {
 		return ""
 	}

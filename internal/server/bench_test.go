@@ -96,17 +96,13 @@ func hbPodObject(containers, initContainers, env int) []byte {
 // it.
 func hbReviewBody(pod []byte) []byte { return admissiontest.CreateReview(pod, "web", "apps") }
 
-// hbRestricted is the profile both hardening paths use; nil (and then a
-// "no profile given" error from the engine) if it is gone.
-func hbRestricted() *profiles.Profile {
-	p, _ := profiles.Default().Profile("restricted")
-	return p
-}
+// hbFacts are the request facts of the benchmark reviews.
+var hbFacts = profiles.Facts{Namespace: "default", NamespaceKnown: true}
 
-// hbHarden applies the engine's operations for the restricted profile to
-// a raw pod.
-func hbHarden(raw []byte, prof *profiles.Profile) ([]byte, *mutate.Result, error) {
-	res, err := mutate.Harden(context.Background(), raw, mutate.Input{Profile: prof, OnUnauthorized: profiles.ActionWarn})
+// hbHarden applies the engine's operations for the default (restricted)
+// profile to a raw pod.
+func hbHarden(raw []byte) ([]byte, *mutate.Result, error) {
+	res, err := mutate.Review(context.Background(), profiles.Default(), raw, hbFacts, mutate.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -126,7 +122,7 @@ var hbPodsOnce = sync.OnceValues(func() ([]handlerBenchPod, error) {
 	small := hbPodObject(2, 1, 0)
 	// The small pod already hardened, serialized again as the API server
 	// would: a review of it yields no patch.
-	h, _, err := hbHarden(small, hbRestricted())
+	h, _, err := hbHarden(small)
 	if err != nil {
 		return nil, fmt.Errorf("hardening the small pod: %w", err)
 	}
@@ -182,7 +178,6 @@ func hbOurs(tb testing.TB) http.Handler {
 // Harden, apply the operations, unmarshal into the same pod); kubewebhook
 // marshals it and diffs it against the request object.
 func hbStock(tb testing.TB) http.Handler {
-	prof := hbRestricted()
 	m := kwhmutating.MutatorFunc(func(_ context.Context, _ *kwhmodel.AdmissionReview, obj metav1.Object) (*kwhmutating.MutatorResult, error) {
 		pod, ok := obj.(*corev1.Pod)
 		if !ok {
@@ -192,7 +187,7 @@ func hbStock(tb testing.TB) http.Handler {
 		if err != nil {
 			return nil, err
 		}
-		out, res, err := hbHarden(raw, prof)
+		out, res, err := hbHarden(raw)
 		if err != nil {
 			return nil, err
 		}
@@ -371,7 +366,7 @@ func TestStockAndOursAgree(t *testing.T) {
 			} else if equality.Semantic.DeepEqual(op, orig) {
 				t.Errorf("the pod was not changed: patch %s", or.Patch)
 			}
-			res, err := mutate.Harden(context.Background(), oraw, mutate.Input{Profile: hbRestricted()})
+			res, err := mutate.Review(context.Background(), profiles.Default(), oraw, hbFacts, mutate.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

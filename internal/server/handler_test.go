@@ -153,9 +153,7 @@ func TestHandlerPatchEqualsEngineAndIsIdempotent(t *testing.T) {
 		t.Fatalf("response %+v", resp)
 	}
 	got := applyPatch(t, futurePod, resp.Patch)
-	cfg := e.decider.Config()
-	prof, _ := cfg.Profile(cfg.DefaultProfile)
-	want, err := mutate.Harden(context.Background(), []byte(futurePod), mutate.Input{Profile: prof})
+	want, err := mutate.Review(context.Background(), e.decider.Config(), []byte(futurePod), profiles.Facts{Namespace: "default", NamespaceKnown: true}, mutate.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,18 +126,12 @@ func PodOutcome(ctx context.Context, cs kubernetes.Interface, p *corev1.Pod) (re
 		return w.Reason + ": " + msg, true
 	}
 	if term := cs0.LastTerminationState.Terminated; term != nil {
-		if line := lastLine(term.Message); line != "" {
+		if line := strings.TrimSpace(tailLines(strings.TrimSpace(term.Message), 1)); line != "" {
 			return fmt.Sprintf("exit %d: %s", term.ExitCode, line), true
 		}
 		return fmt.Sprintf("exit %d: %s", term.ExitCode, lastLogLine(ctx, cs, p)), true
 	}
 	return fmt.Sprintf("%+v", cs0.State), false
-}
-
-// lastLine is the last non-empty line of s.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // lastLogLine reads the crashed container's last line through the API

@@ -131,7 +131,7 @@ func parseExemptions(p *podView) *exemptions {
 			e.requested = true
 		case k == AnnotationExempt:
 			// "false" asks for nothing, so it never trips onUnauthorized: deny.
-			switch strings.TrimSpace(strings.ToLower(v)) {
+			switch exemptValue(v) {
 			case "true":
 				e.requested = true
 				e.wholePod = true
@@ -210,7 +210,13 @@ func exemptionHint(control string, t *target) string {
 // exemptRequested reports whether the pod asks to be exempt as a whole
 // (honoured only where exemptions are authorized).
 func (p *Pod) exemptRequested() bool {
-	return strings.EqualFold(strings.TrimSpace(p.annotation(AnnotationExempt)), "true")
+	return exemptValue(p.annotation(AnnotationExempt)) == "true"
+}
+
+// exemptValue is the value of AnnotationExempt as both readers of it
+// compare it: parseExemptions, and exemptRequested before an image lookup.
+func exemptValue(v string) string {
+	return strings.TrimSpace(strings.ToLower(v))
 }
 
 // MaxWritablePaths caps the distinct writable paths a pod's annotations

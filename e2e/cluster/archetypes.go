@@ -126,10 +126,16 @@ func PodOutcome(ctx context.Context, cs kubernetes.Interface, p *corev1.Pod) (re
 		return w.Reason + ": " + msg, true
 	}
 	if term := cs0.LastTerminationState.Terminated; term != nil {
-		if line := strings.TrimSpace(tailLines(strings.TrimSpace(term.Message), 1)); line != "" {
-			return fmt.Sprintf("exit %d: %s", term.ExitCode, line), true
+		// Both sources can miss the program's line: the kubelet may fail to
+		// read the log it falls back to, and the previous container's log may
+		// be gone. A crash loop crashes again, so such a reading is not
+		// settled: the next crash is read instead.
+		line := strings.TrimSpace(tailLines(strings.TrimSpace(term.Message), 1))
+		if line == "" || strings.HasPrefix(term.Message, "Error on reading termination message") {
+			line = lastLogLine(ctx, cs, p)
 		}
-		return fmt.Sprintf("exit %d: %s", term.ExitCode, lastLogLine(ctx, cs, p)), true
+		settled := !strings.HasPrefix(line, "unable to retrieve container logs") && !strings.HasPrefix(line, "(logs: ")
+		return fmt.Sprintf("exit %d: %s", term.ExitCode, line), settled
 	}
 	return fmt.Sprintf("%+v", cs0.State), false
 }
